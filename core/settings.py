@@ -1,0 +1,57 @@
+"""Runtime settings, read once from the environment (and `.env` when present)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The public BaseLinker endpoint; every method goes through it.
+BASELINKER_ENDPOINT = "https://api.baselinker.com/connector.php"
+
+
+class Settings(BaseSettings):
+    """Every knob of the system; the README's configuration table lists them."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    workspace: str = Field("loja", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    data_dir: Path = Path(".data")
+    database_url: str | None = None
+    database_pool_size: int = Field(10, ge=1, le=100)
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    task_queue: str = "orders"
+    baselinker_task_queue: str = "baselinker-api"
+
+    baselinker_url: str = BASELINKER_ENDPOINT
+    baselinker_token: SecretStr | None = None
+    baselinker_requests_per_minute: int = Field(90, ge=1, le=100)
+    baselinker_block_timezone: str = "Europe/Warsaw"
+    baselinker_timeout_seconds: float = Field(30.0, gt=0)
+
+    poll_interval_seconds: float = Field(30.0, gt=0, le=3600)
+    simulator_port: int = 8090
+    simulator_seed: int = 1
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @model_validator(mode="after")
+    def _url_needs_token(self) -> "Settings":
+        if self.baselinker_url != BASELINKER_ENDPOINT and not self.baselinker_token:
+            msg = "BASELINKER_URL is set without BASELINKER_TOKEN"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def uses_simulator(self) -> bool:
+        """No BaseLinker token configured: the local simulator stands in."""
+        return self.baselinker_token is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, parsed on first use."""
+    return Settings()

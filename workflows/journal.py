@@ -1,0 +1,276 @@
+"""JournalPoller: follow a workspace's BaseLinker journal, one batch per run."""
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    WorkflowAlreadyStartedError,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities.baselinker import TOKEN_INVALID
+    from activities.journal import (
+        JournalPage,
+        JournalReader,
+        Ledger,
+        RecordedBatch,
+        SyncState,
+    )
+    from activities.orders import OrderEventInput, OrderSnapshots, OrdersPageRequest
+    from baselinker.models import JournalEntry
+    from core import search_attributes as sa
+    from core.ids import order_event_workflow_id
+    from workflows.orders import OrderEvent
+    from workflows.policies import (
+        BASELINKER_CALL_TIMEOUT,
+        BASELINKER_RETRY,
+        DATABASE_RETRY,
+        DATABASE_TIMEOUT,
+    )
+
+
+class PollerInput(BaseModel):
+    """Everything a poller run needs; carried across continue-as-new."""
+
+    workspace: str
+    baselinker_task_queue: str
+    poll_interval_seconds: float = 30.0
+    #: None on the very first run: the stored cursor is loaded then.
+    cursor: int | None = None
+    paused: bool = False
+    pause_reason: str | None = None
+    batches: int = 0
+
+
+class PollerState(BaseModel):
+    """What the `state` query answers."""
+
+    workspace: str
+    cursor: int
+    paused: bool
+    pause_reason: str | None
+    batches: int
+    last_batch_size: int
+    polling: bool
+
+
+@workflow.defn
+class JournalPoller:
+    """Reads one journal batch, hands each entry to an OrderEvent, then rests.
+
+    Every run handles one batch and continues as new, so the history stays
+    short however long the poller lives; the cursor travels in the input.
+    """
+
+    def __init__(self) -> None:
+        self._poll_now = False
+        self._paused = False
+        self._pause_reason: str | None = None
+        self._state: PollerState | None = None
+
+    @workflow.run
+    async def run(self, params: PollerInput) -> None:
+        self._paused, self._pause_reason = params.paused, params.pause_reason
+        cursor = params.cursor
+        if cursor is None:
+            stored = await workflow.execute_activity_method(
+                Ledger.load_cursor,
+                params.workspace,
+                start_to_close_timeout=DATABASE_TIMEOUT,
+                retry_policy=DATABASE_RETRY,
+            )
+            cursor = stored.cursor
+        self._state = PollerState(
+            workspace=params.workspace,
+            cursor=cursor,
+            paused=self._paused,
+            pause_reason=self._pause_reason,
+            batches=params.batches,
+            last_batch_size=0,
+            polling=False,
+        )
+
+        if self._paused:
+            await self._save(params, cursor, 0)
+            await workflow.wait_condition(lambda: not self._paused)
+
+        full = False
+        batch_size = 0
+        if not self._paused:
+            self._state.polling = True
+            cursor, batch_size, full = await self._poll_once(params, cursor)
+            self._state.polling = False
+        await self._save(params, cursor, batch_size)
+
+        if not full:
+            self._poll_now = False
+            await workflow.wait_condition(
+                lambda: self._poll_now,
+                timeout=timedelta(seconds=params.poll_interval_seconds),
+            )
+
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            params.model_copy(
+                update={
+                    "cursor": cursor,
+                    "paused": self._paused,
+                    "pause_reason": self._pause_reason,
+                    "batches": params.batches + 1,
+                }
+            )
+        )
+
+    @workflow.signal
+    def poll_now(self) -> None:
+        """Poll again at once instead of waiting out the interval."""
+        self._poll_now = True
+
+    @workflow.signal
+    def pause(self, reason: str) -> None:
+        """Stop polling after the current batch, until `resume`."""
+        self._paused, self._pause_reason = True, reason or "paused by operator"
+
+    @workflow.signal
+    def resume(self) -> None:
+        """Resume polling (after fixing the token, for instance)."""
+        self._paused, self._pause_reason = False, None
+        self._poll_now = True
+
+    @workflow.query
+    def state(self) -> PollerState:
+        """Cursor, pause state and batch counts."""
+        assert self._state is not None
+        return self._state.model_copy(
+            update={"paused": self._paused, "pause_reason": self._pause_reason}
+        )
+
+    async def _poll_once(
+        self, params: PollerInput, cursor: int
+    ) -> tuple[int, int, bool]:
+        """One batch: returns (new cursor, entries read, whether the page was full)."""
+        try:
+            page: JournalPage = await workflow.execute_activity_method(
+                JournalReader.fetch_journal,
+                SyncState(workspace=params.workspace, cursor=cursor),
+                task_queue=params.baselinker_task_queue,
+                start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
+                retry_policy=BASELINKER_RETRY,
+            )
+        except ActivityError as err:
+            if not _is_token_invalid(err):
+                raise
+            self._paused = True
+            self._pause_reason = str(err.cause)
+            workflow.logger.error(
+                "BaseLinker rejected the token; polling paused until resume",
+                extra={"workspace": params.workspace, "reason": self._pause_reason},
+            )
+            return cursor, 0, False
+        if not page.entries and not page.unreadable:
+            return cursor, 0, page.full
+
+        batch: RecordedBatch = await workflow.execute_activity_method(
+            Ledger.record_journal,
+            page,
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
+
+        newest = max(
+            [e.log_id for e in page.entries] + [u.log_id for u in page.unreadable]
+        )
+        await self._prefetch(params, batch, newest)
+
+        await asyncio.gather(*(self._start_child(params, e) for e in batch.to_process))
+
+        size = len(page.entries) + len(page.unreadable)
+        self._state_after(newest, size)
+        return newest, size, page.full
+
+    async def _prefetch(
+        self, params: PollerInput, batch: RecordedBatch, newest: int
+    ) -> None:
+        """Fetch the batch's order snapshots in as few calls as ids allow."""
+        if batch.statuses_stale:
+            await workflow.execute_activity_method(
+                OrderSnapshots.refresh_statuses,
+                params.workspace,
+                task_queue=params.baselinker_task_queue,
+                start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
+                retry_policy=BASELINKER_RETRY,
+            )
+        wanted = sorted(batch.prefetch_order_ids)
+        while wanted:
+            result = await workflow.execute_activity_method(
+                OrderSnapshots.fetch_orders_page,
+                OrdersPageRequest(
+                    workspace=params.workspace,
+                    id_from=wanted[0],
+                    wanted=wanted,
+                    as_of_log_id=newest,
+                ),
+                task_queue=params.baselinker_task_queue,
+                start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
+                retry_policy=BASELINKER_RETRY,
+            )
+            wanted = result.remaining
+
+    async def _start_child(self, params: PollerInput, entry: JournalEntry) -> None:
+        assert entry.order_id is not None
+        # The same entry seen again (a re-read or a replayed batch): the first
+        # OrderEvent owns it, and the server refuses the duplicate start.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                OrderEvent.run,
+                OrderEventInput(
+                    workspace=params.workspace,
+                    entry=entry,
+                    baselinker_task_queue=params.baselinker_task_queue,
+                ),
+                id=order_event_workflow_id(params.workspace, entry.log_id),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.WORKSPACE, params.workspace),
+                        SearchAttributePair(sa.BASELINKER_ORDER_ID, entry.order_id),
+                        SearchAttributePair(sa.JOURNAL_LOG_TYPE, entry.log_type),
+                        SearchAttributePair(sa.JOURNAL_EVENT, entry.event_name),
+                    ]
+                ),
+            )
+
+    def _state_after(self, cursor: int, size: int) -> None:
+        assert self._state is not None
+        self._state.cursor = cursor
+        self._state.last_batch_size = size
+
+    async def _save(self, params: PollerInput, cursor: int, size: int) -> None:
+        await workflow.execute_activity_method(
+            Ledger.save_cursor,
+            SyncState(
+                workspace=params.workspace,
+                cursor=cursor,
+                batch_size=size,
+                paused=self._paused,
+                pause_reason=self._pause_reason,
+            ),
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
+
+
+def _is_token_invalid(err: ActivityError) -> bool:
+    cause = err.cause
+    return isinstance(cause, ApplicationError) and cause.type == TOKEN_INVALID

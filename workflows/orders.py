@@ -1,0 +1,102 @@
+"""OrderEvent: bring one journal entry's order into the database."""
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.orders import (
+        FailureReport,
+        OrderEventInput,
+        OrderSnapshots,
+        OrdersPageRequest,
+        OrderStore,
+        ProcessRequest,
+        ProcessResult,
+    )
+    from workflows.policies import (
+        BASELINKER_CALL_TIMEOUT,
+        BASELINKER_RETRY,
+        DATABASE_RETRY,
+        DATABASE_TIMEOUT,
+        LEDGER_RETRY,
+    )
+
+#: A fresh snapshot and a status list are each fetched at most once per run.
+MAX_ROUNDS = 3
+
+
+@workflow.defn
+class OrderEvent:
+    """Processes one journal entry: snapshot, upsert, ledger.
+
+    The parent prefetches snapshots for its whole batch, so most runs are a
+    single database activity; a missing or stale snapshot is fetched here.
+    """
+
+    @workflow.run
+    async def run(self, event: OrderEventInput) -> ProcessResult:
+        try:
+            return await self._process(event)
+        except ActivityError as err:
+            reason = _reason(err)
+            await workflow.execute_activity_method(
+                OrderStore.record_event_failure,
+                FailureReport(
+                    workspace=event.workspace, log_id=event.entry.log_id, reason=reason
+                ),
+                start_to_close_timeout=DATABASE_TIMEOUT,
+                retry_policy=LEDGER_RETRY,
+            )
+            raise ApplicationError(reason, non_retryable=True) from err
+
+    async def _process(self, event: OrderEventInput) -> ProcessResult:
+        request = ProcessRequest(event=event)
+        for _ in range(MAX_ROUNDS):
+            result = await workflow.execute_activity_method(
+                OrderStore.process_order_event,
+                request,
+                start_to_close_timeout=DATABASE_TIMEOUT,
+                retry_policy=DATABASE_RETRY,
+            )
+            if result.outcome == "needs_snapshot":
+                await self._fetch_snapshot(event)
+            elif result.outcome == "needs_statuses":
+                await self._refresh_statuses(event)
+                request = ProcessRequest(event=event, statuses_refreshed=True)
+            else:
+                return result
+        msg = f"order {event.entry.order_id} still lacks data after {MAX_ROUNDS} rounds"
+        raise ApplicationError(msg, non_retryable=True)
+
+    async def _fetch_snapshot(self, event: OrderEventInput) -> None:
+        order_id = event.entry.order_id
+        assert order_id is not None
+        await workflow.execute_activity_method(
+            OrderSnapshots.fetch_orders_page,
+            OrdersPageRequest(
+                workspace=event.workspace,
+                id_from=order_id,
+                wanted=[order_id],
+                as_of_log_id=event.entry.log_id,
+            ),
+            task_queue=event.baselinker_task_queue,
+            start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
+            retry_policy=BASELINKER_RETRY,
+        )
+
+    async def _refresh_statuses(self, event: OrderEventInput) -> None:
+        await workflow.execute_activity_method(
+            OrderSnapshots.refresh_statuses,
+            event.workspace,
+            task_queue=event.baselinker_task_queue,
+            start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
+            retry_policy=BASELINKER_RETRY,
+        )
+
+
+def _reason(err: ActivityError) -> str:
+    """The innermost message: what actually went wrong, for the ledger."""
+    cause: BaseException = err
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    return str(cause) or type(cause).__name__

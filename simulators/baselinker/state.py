@@ -254,6 +254,20 @@ class Account:
         """The newest journal log_id, or 0 when the journal is empty."""
         return self.journal[-1].log_id if self.journal else 0
 
+    def continue_after(
+        self, *, log_id: int = 0, order_id: int = 0, order_product_id: int = 0
+    ) -> None:
+        """Number new entries, orders and lines after ids already seen elsewhere.
+
+        A restarted simulator has an empty memory while a database downstream
+        still holds its earlier ids; numbering never moves backwards.
+        """
+        self._next_log_id = max(self._next_log_id, log_id + 1)
+        self._next_order_id = max(self._next_order_id, order_id + 1)
+        self._next_order_product_id = max(
+            self._next_order_product_id, order_product_id + 1
+        )
+
     def _date(self, at: float | None) -> int:
         return int(self.clock.now() if at is None else at)
 
@@ -363,11 +377,14 @@ class Account:
         it is ascending by date_confirmed, then order_id; otherwise by order_id.
         """
         email = query.filter_email.casefold() if query.filter_email else None
+        if query.order_id is not None:
+            one = self.orders.get(query.order_id)
+            candidates = [] if one is None else [one]
+        else:
+            candidates = list(self.orders.values())
         found = []
-        for order in self.orders.values():
+        for order in candidates:
             if not order.confirmed and not query.get_unconfirmed_orders:
-                continue
-            if query.order_id is not None and order.order_id != query.order_id:
                 continue
             if query.id_from is not None and order.order_id < query.id_from:
                 continue

@@ -5,14 +5,14 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -26,6 +26,7 @@ from core.ops import ensure_poller, wait_drained
 from core.stack import installed_binary, start_embedded_postgres
 from simulators.baselinker import BaseLinkerSimulator
 from worker import Queues, build_workers
+from workflows.journal import JournalPoller, PollerState
 
 #: The simulator's budget is per test; the worker stays well under it.
 TEST_REQUESTS_PER_MINUTE = 100
@@ -148,3 +149,66 @@ async def _terminate_poller(p: Pipeline) -> None:
     handle = p.client.get_workflow_handle(poller_workflow_id(p.workspace))
     with contextlib.suppress(RPCError):  # never started, or already closed
         await handle.terminate("test finished")
+
+
+# --- polling helpers for tests that watch the pipeline work -------------------
+
+T = TypeVar("T")
+#: How often the helpers below look again.
+POLL_SECONDS = 0.2
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], seconds: float, what: str
+) -> T:
+    """Poll `probe` until it returns something other than None; fail after `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        found = await probe()
+        if found is not None:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            msg = f"gave up after {seconds:.0f}s waiting for {what}"
+            raise TimeoutError(msg)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def poller_state(p: Pipeline) -> PollerState | None:
+    """The current poller run's `state` query; None while no run can answer it."""
+    handle = p.client.get_workflow_handle(poller_workflow_id(p.workspace))
+    # Between runs (continue-as-new) or before the first activity, a query
+    # may be refused; the caller polls again.
+    with contextlib.suppress(RPCError, WorkflowQueryFailedError):
+        state: PollerState = await handle.query(JournalPoller.state)
+        return state
+    return None
+
+
+async def ledger_rows(p: Pipeline) -> dict[int, asyncpg.Record]:
+    """The workspace's `event_queue` rows keyed by journal log_id."""
+    rows = await p.pool.fetch(
+        """
+        SELECT e.* FROM event_queue e JOIN workspaces w ON w.id = e.workspace_id
+        WHERE w.slug = $1 ORDER BY e.event_log_id
+        """,
+        p.workspace,
+    )
+    return {r["event_log_id"]: r for r in rows}
+
+
+async def order_event_runs(
+    p: Pipeline, expected: int, seconds: float = 30
+) -> dict[str, list[str]]:
+    """Run ids of the workspace's OrderEvents by workflow id, as visibility lists
+    them once it shows `expected` executions (it is eventually consistent)."""
+    query = f"WorkflowId STARTS_WITH 'order-event/{p.workspace}/'"
+
+    async def listed() -> dict[str, list[str]] | None:
+        runs: dict[str, list[str]] = {}
+        count = 0
+        async for execution in p.client.list_workflows(query):
+            runs.setdefault(execution.id, []).append(execution.run_id)
+            count += 1
+        return runs if count >= expected else None
+
+    return await eventually(listed, seconds, f"{expected} OrderEvent executions")

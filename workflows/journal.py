@@ -114,10 +114,12 @@ class JournalPoller:
 
         if not full:
             self._poll_now = False
-            await workflow.wait_condition(
-                lambda: self._poll_now,
-                timeout=timedelta(seconds=params.poll_interval_seconds),
-            )
+            # The interval running out is the normal way to wake up.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._poll_now,
+                    timeout=timedelta(seconds=params.poll_interval_seconds),
+                )
 
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(

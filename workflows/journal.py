@@ -72,15 +72,23 @@ class JournalPoller:
     short however long the poller lives; the cursor travels in the input.
     """
 
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, params: PollerInput) -> None:
         self._poll_now = False
-        self._paused = False
-        self._pause_reason: str | None = None
-        self._state: PollerState | None = None
+        self._paused = params.paused
+        self._pause_reason = params.pause_reason
+        self._state = PollerState(
+            workspace=params.workspace,
+            cursor=params.cursor or 0,
+            paused=params.paused,
+            pause_reason=params.pause_reason,
+            batches=params.batches,
+            last_batch_size=0,
+            polling=False,
+        )
 
     @workflow.run
     async def run(self, params: PollerInput) -> None:
-        self._paused, self._pause_reason = params.paused, params.pause_reason
         cursor = params.cursor
         if cursor is None:
             stored = await workflow.execute_activity_method(
@@ -90,15 +98,7 @@ class JournalPoller:
                 retry_policy=DATABASE_RETRY,
             )
             cursor = stored.cursor
-        self._state = PollerState(
-            workspace=params.workspace,
-            cursor=cursor,
-            paused=self._paused,
-            pause_reason=self._pause_reason,
-            batches=params.batches,
-            last_batch_size=0,
-            polling=False,
-        )
+            self._state.cursor = cursor
 
         if self._paused:
             await self._save(params, cursor, 0)
@@ -152,7 +152,6 @@ class JournalPoller:
     @workflow.query
     def state(self) -> PollerState:
         """Cursor, pause state and batch counts."""
-        assert self._state is not None
         return self._state.model_copy(
             update={"paused": self._paused, "pause_reason": self._pause_reason}
         )
@@ -254,7 +253,6 @@ class JournalPoller:
             )
 
     def _state_after(self, cursor: int, size: int) -> None:
-        assert self._state is not None
         self._state.cursor = cursor
         self._state.last_batch_size = size
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck demo bench clean
+.PHONY: dev test lint typecheck demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,6 @@ test: lint typecheck
 
 demo: $(STAMP)
 	$(BIN)/python starter.py demo --orders 200
-
-bench: $(STAMP)
-	$(BIN)/python bench/pipeline.py --orders 2000
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

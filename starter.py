@@ -1,40 +1,86 @@
-"""Operator commands: run the whole system locally, start or steer the poller,
-show its status, and run the demo. `python starter.py --help` lists them."""
+"""Operator commands: run the whole system locally, start, steer or stop the
+poller, show its status, and run the demo. `python starter.py --help` lists them."""
 
 import asyncio
 import json
-import sys
-from typing import Annotated, Any
+import re
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
-import structlog
+import asyncpg
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from core.db import create_pool
 from core.devstack import local_database
 from core.ids import poller_workflow_id
 from core.log import configure_logging
 from core.ops import ensure_poller, sync_status
-from core.settings import Settings, get_settings
+from core.settings import WORKSPACE_PATTERN, Settings, get_settings
 from core.stack import reachable
 from core.temporal import connect
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 console = Console()
-log = structlog.get_logger(__name__)
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _check_workspace(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(WORKSPACE_PATTERN, value):
+        msg = "lower-case letters, digits, '-' and '_' only (at most 63)"
+        raise typer.BadParameter(msg)
+    return value
+
 
 Workspace = Annotated[
-    str | None, typer.Option(help="Workspace slug (default: WORKSPACE).")
+    str | None,
+    typer.Option(
+        help="Workspace slug (default: WORKSPACE).", callback=_check_workspace
+    ),
 ]
+AsJson = Annotated[bool, typer.Option("--json", help="One JSON object.")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code)
 
 
 def _settings(workspace: str | None = None) -> Settings:
-    settings = get_settings()
+    """The environment's settings; a configuration mistake is one clear line."""
+    try:
+        settings = get_settings()
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).upper() or 'settings'}: {e['msg']}"
+            for e in err.errors()
+        )
+        raise _fail(f"bad configuration: {problems}", 2) from None
     configure_logging(settings)
     if workspace:
         settings = settings.model_copy(update={"workspace": workspace})
     return settings
+
+
+async def _temporal(settings: Settings) -> Client:
+    try:
+        return await connect(settings.temporal_address, settings.temporal_namespace)
+    except RuntimeError:
+        msg = (
+            f"Temporal not reachable at {settings.temporal_address} "
+            "(start it with `make dev`, or set TEMPORAL_ADDRESS)"
+        )
+        raise _fail(msg) from None
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(main())
 
 
 @app.command()
@@ -42,10 +88,9 @@ def poll(workspace: Workspace = None) -> None:
     """Ensure the workspace's journal poller runs (a no-op when it does)."""
     settings = _settings(workspace)
 
-    async def run() -> None:
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+    async def main() -> None:
         handle = await ensure_poller(
-            client,
+            await _temporal(settings),
             workspace=settings.workspace,
             task_queue=settings.task_queue,
             baselinker_task_queue=settings.baselinker_task_queue,
@@ -53,7 +98,7 @@ def poll(workspace: Workspace = None) -> None:
         )
         console.print(f"poller running: [bold]{handle.id}[/]")
 
-    asyncio.run(run())
+    _run(main)
 
 
 @app.command()
@@ -73,37 +118,61 @@ def resume(workspace: Workspace = None) -> None:
     _signal_poller(workspace, "resume")
 
 
+@app.command()
+def stop(workspace: Workspace = None) -> None:
+    """Stop the workspace's poller for good (`poll` starts it again)."""
+    settings = _settings(workspace)
+
+    async def main() -> None:
+        client = await _temporal(settings)
+        handle = client.get_workflow_handle(poller_workflow_id(settings.workspace))
+        try:
+            await handle.terminate("stopped by operator")
+        except RPCError as err:
+            raise _fail(f"{handle.id}: {err.message}") from None
+        console.print(f"stopped {handle.id}")
+
+    _run(main)
+
+
 def _signal_poller(workspace: str | None, name: str, *args: Any) -> None:
     settings = _settings(workspace)
 
-    async def run() -> None:
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+    async def main() -> None:
+        client = await _temporal(settings)
         handle = client.get_workflow_handle(poller_workflow_id(settings.workspace))
-        await handle.signal(name, *args)
+        try:
+            await handle.signal(name, *args)
+        except RPCError as err:
+            raise _fail(f"{handle.id}: {err.message}") from None
         console.print(f"{name} sent to {handle.id}")
 
-    asyncio.run(run())
+    _run(main)
 
 
 @app.command()
-def status(
-    workspace: Workspace = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
-) -> None:
-    """Cursor, last sync, lag, pause state and ledger counts."""
+def status(workspace: Workspace = None, as_json: AsJson = False) -> None:
+    """Cursor, last sync, lag, pause state and ledger counts (reads only)."""
     settings = _settings(workspace)
 
-    async def run() -> dict[str, Any]:
-        async with local_database(settings) as url:
-            pool = await create_pool(url, 2)
+    async def main() -> dict[str, Any]:
+        async with local_database(settings, migrate_schema=False) as url:
+            try:
+                pool = await create_pool(url, 2)
+            except (OSError, asyncpg.PostgresError) as err:
+                raise _fail(f"cannot connect to the database: {err}") from None
             try:
                 report = await sync_status(pool, settings.workspace)
+            except LookupError as err:
+                raise _fail(str(err)) from None
+            except asyncpg.UndefinedTableError:
+                raise _fail("the database has no schema yet: run `make dev`") from None
             finally:
                 await pool.close()
         report["poller"] = await _poller_state(settings)
         return report
 
-    report = asyncio.run(run())
+    report = _run(main)
     if as_json:
         print(json.dumps(report, default=str))
         return
@@ -122,8 +191,8 @@ async def _poller_state(settings: Settings) -> str:
     handle = client.get_workflow_handle(poller_workflow_id(settings.workspace))
     try:
         description = await handle.describe()
-    except Exception as err:
-        return f"not running ({type(err).__name__})"
+    except RPCError as err:
+        return f"not running ({err.message})"
     return description.status.name if description.status else "unknown"
 
 
@@ -131,13 +200,13 @@ async def _poller_state(settings: Settings) -> str:
 def demo(
     orders: Annotated[int, typer.Option(min=1, max=20000)] = 200,
     seed: Annotated[int, typer.Option()] = 7,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Seed a simulated shop, process its journal, compare with its truth."""
     from core.demo import run_demo
 
     settings = _settings()
-    report = asyncio.run(run_demo(settings, orders, seed))
+    report = _run(lambda: run_demo(settings, orders, seed))
     if as_json:
         print(json.dumps(report))
     else:
@@ -146,15 +215,19 @@ def demo(
             table.add_row(key, str(value))
         console.print(table)
     if report["mismatches"] or report["failed"]:
-        sys.exit(1)
+        raise typer.Exit(1)
 
 
 @app.command()
 def dev() -> None:
     """Run everything locally in the foreground until Ctrl-C."""
-    from core.dev import run_dev
+    from core.dev import PortInUseError, run_dev
 
-    asyncio.run(run_dev(_settings()))
+    settings = _settings()
+    try:
+        _run(lambda: run_dev(settings))
+    except PortInUseError as err:
+        raise _fail(str(err)) from None
 
 
 if __name__ == "__main__":

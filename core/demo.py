@@ -7,20 +7,25 @@ import uuid
 from typing import Any
 
 import asyncpg
+import structlog
 from temporalio.service import RPCError
 
 from core.db import create_pool
 from core.devstack import local_database, local_temporal
 from core.ids import poller_workflow_id
-from core.ops import ensure_poller, wait_drained
+from core.ops import ensure_poller, ledger_counts, wait_drained
 from core.settings import Settings
 from core.verify import compare_with_truth
 from core.workspaces import workspace_id
 from simulators.baselinker import BaseLinkerSimulator
 from worker import Queues, baselinker_client, build_workers
 
+log = structlog.get_logger(__name__)
+
 #: The demo polls fast: it measures the pipeline, not the resting interval.
 DEMO_POLL_INTERVAL = 1.0
+#: How often a running demo says how far it got.
+PROGRESS_EVERY_SECONDS = 10.0
 #: Long enough for thousands of orders at the account's request budget.
 DEMO_TIMEOUT_SECONDS = 1800
 
@@ -49,9 +54,13 @@ async def run_demo(settings: Settings, orders: int, seed: int) -> dict[str, Any]
                 baselinker_task_queue=queues.baselinker,
                 poll_interval_seconds=DEMO_POLL_INTERVAL,
             )
-            counts = await wait_drained(
-                pool, workspace, simulator.account.last_log_id, DEMO_TIMEOUT_SECONDS
-            )
+            progress = asyncio.create_task(_report_progress(pool, workspace))
+            try:
+                counts = await wait_drained(
+                    pool, workspace, simulator.account.last_log_id, DEMO_TIMEOUT_SECONDS
+                )
+            finally:
+                progress.cancel()
             wall = time.monotonic() - started
             mismatches = await compare_with_truth(pool, workspace, simulator.truth())
             report = {
@@ -77,6 +86,15 @@ async def run_demo(settings: Settings, orders: int, seed: int) -> dict[str, Any]
             await simulator.stop()
             await pool.close()
     return report
+
+
+async def _report_progress(pool: asyncpg.Pool, workspace: str) -> None:
+    """A log line every few seconds, so a long demo visibly moves."""
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+        log.info(
+            "demo_progress", workspace=workspace, **await ledger_counts(pool, workspace)
+        )
 
 
 async def _row_counts(pool: asyncpg.Pool, workspace: str) -> dict[str, int]:

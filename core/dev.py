@@ -12,6 +12,7 @@ from core.db import create_pool
 from core.devstack import local_database, local_temporal
 from core.ops import ensure_poller
 from core.settings import Settings
+from core.stack import reachable
 from core.workspaces import workspace_id
 from simulators.baselinker import BaseLinkerSimulator
 from worker import Queues, baselinker_client, build_workers, run_workers
@@ -24,8 +25,19 @@ DEV_INITIAL_ORDERS = 20
 DEV_SIMULATOR_POLL_INTERVAL = 5.0
 
 
+class PortInUseError(RuntimeError):
+    """Something already listens where `make dev` wants to."""
+
+
 async def run_dev(settings: Settings) -> None:
     """Start everything that is not running, then run until SIGINT/SIGTERM."""
+    port = settings.simulator_port
+    if settings.baselinker_token is None and await reachable(f"127.0.0.1:{port}"):
+        msg = (
+            f"port {port} is in use: is `make dev` already running? "
+            "(SIMULATOR_PORT picks another)"
+        )
+        raise PortInUseError(msg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -109,7 +121,7 @@ def _banner(
     simulator: BaseLinkerSimulator | None,
     poller_id: str,
 ) -> None:
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     console.rule("baselinker-temporal is running")
     console.print(f"Temporal Web UI  {web_ui or settings.temporal_address}")
     console.print(f"Poller           {poller_id}")

@@ -18,15 +18,19 @@ log = structlog.get_logger(__name__)
 
 
 @asynccontextmanager
-async def local_database(settings: Settings) -> AsyncIterator[str]:
-    """DATABASE_URL, or the embedded server under the data dir; migrated."""
+async def local_database(
+    settings: Settings, *, migrate_schema: bool = True
+) -> AsyncIterator[str]:
+    """DATABASE_URL, or the embedded server under the data dir; migrated unless
+    the caller only reads."""
     url = settings.database_url
     if url is None:
         url = await asyncio.to_thread(start_embedded_postgres, settings.data_dir)
-        log.info("embedded_postgres_ready", data_dir=str(settings.data_dir))
-    report = await asyncio.to_thread(migrate, url)
-    for line in report.splitlines():
-        log.info("migration", detail=line)
+        log.debug("embedded_postgres_ready", data_dir=str(settings.data_dir))
+    if migrate_schema:
+        report = await asyncio.to_thread(migrate, url)
+        for line in report.splitlines():
+            log.info("migration", detail=line)
     yield url
 
 

@@ -9,7 +9,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from core.ids import poller_workflow_id
-from core.workspaces import workspace_id
+from core.workspaces import find_workspace_id, workspace_id
 from workflows.journal import JournalPoller, PollerInput
 
 LEDGER_STATUSES = ("pending", "processing", "completed", "failed", "ignored")
@@ -39,7 +39,10 @@ async def ensure_poller(
 
 async def ledger_counts(pool: asyncpg.Pool, workspace: str) -> dict[str, int]:
     """How many journal entries sit in each ledger status."""
-    ws = await workspace_id(pool, workspace)
+    counts = dict.fromkeys(LEDGER_STATUSES, 0)
+    ws = await find_workspace_id(pool, workspace)
+    if ws is None:
+        return counts
     rows = await pool.fetch(
         """
         SELECT status, count(*) AS n FROM event_queue
@@ -47,14 +50,16 @@ async def ledger_counts(pool: asyncpg.Pool, workspace: str) -> dict[str, int]:
         """,
         ws,
     )
-    counts = dict.fromkeys(LEDGER_STATUSES, 0)
     counts.update({r["status"]: r["n"] for r in rows})
     return counts
 
 
 async def sync_status(pool: asyncpg.Pool, workspace: str) -> dict[str, Any]:
     """Cursor, last sync, lag and ledger counts of a workspace."""
-    ws = await workspace_id(pool, workspace)
+    ws = await find_workspace_id(pool, workspace)
+    if ws is None:
+        msg = f"workspace {workspace!r} has never been synced here"
+        raise LookupError(msg)
     state = await pool.fetchrow(
         """
         SELECT last_log_id, last_sync_at, paused, pause_reason, last_batch_size

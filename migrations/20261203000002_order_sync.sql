@@ -63,6 +63,12 @@ ALTER TABLE event_queue
   ADD COLUMN IF NOT EXISTS updated_at TIMESTAMPTZ DEFAULT NOW();
 CREATE UNIQUE INDEX IF NOT EXISTS event_queue_workspace_log_id
   ON event_queue(workspace_id, event_log_id);
+-- Log ids are unique per workspace, not across them; the seed's global key
+-- would make the ledger's upsert fail on a shared id.
+ALTER TABLE event_queue DROP CONSTRAINT IF EXISTS event_queue_event_log_id_key;
+-- The seed processed the ledger through a pg_net trigger; Temporal does now,
+-- and the trigger would call the old edge function on every new row.
+DROP TRIGGER IF EXISTS event_queue_trigger ON event_queue;
 CREATE INDEX IF NOT EXISTS event_queue_workspace_status
   ON event_queue(workspace_id, status);
 

@@ -5,6 +5,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from core.ids import order_event_workflow_id, poller_workflow_id
@@ -95,7 +96,7 @@ async def wait_poller_idle(p: Pipeline, seconds: float = 30) -> None:
 
 
 async def test_rereading_the_journal_from_zero_changes_nothing(
-    pipeline: Pipeline,
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A new poller that re-reads the whole journal from cursor 0 writes no row
     and starts no OrderEvent: every entry is already ledgered and owned."""
@@ -103,6 +104,7 @@ async def test_rereading_the_journal_from_zero_changes_nothing(
     sim.seed_scenario(orders=20)
     first = await pipeline.start_poller()
     await pipeline.drain()
+    await wait_poller_idle(pipeline)
     head = sim.account.last_log_id
     ledger = await ledger_rows(pipeline)
     started = [r["workflow_id"] for r in ledger.values() if r["workflow_id"]]
@@ -118,6 +120,14 @@ async def test_rereading_the_journal_from_zero_changes_nothing(
         "UPDATE baselinker_sync_state SET last_log_id = 0 WHERE workspace_id = $1",
         ws,
     )
+    asked_from: list[int] = []
+    query_journal = sim.account.query_journal
+
+    def recording(last_log_id: int, *args: Any, **kwargs: Any) -> list[Any]:
+        asked_from.append(last_log_id)
+        return query_journal(last_log_id, *args, **kwargs)
+
+    monkeypatch.setattr(sim.account, "query_journal", recording)
     second = await pipeline.start_poller()
     assert second.first_execution_run_id != first.first_execution_run_id
 
@@ -127,6 +137,7 @@ async def test_rereading_the_journal_from_zero_changes_nothing(
         return True if at_head and await sync_cursor(pipeline) == head else None
 
     await eventually(reread, 60, "the new poller to re-read up to the head")
+    assert asked_from[0] == 0
 
     after = await workspace_rows(pipeline.pool, pipeline.workspace)
     assert row_changes(before, after) == []
@@ -171,7 +182,7 @@ async def test_a_worker_restarted_mid_batch_loses_nothing(pipeline: Pipeline) ->
     """Workers shut down while a backlog is half processed, then started again,
     finish it with every order right and no entry failed or processed twice."""
     sim = pipeline.simulator
-    sim.seed_scenario(orders=150)
+    sim.seed_scenario(orders=100)
     total = len(sim.account.journal)
     await pipeline.start_poller()
 
@@ -277,3 +288,42 @@ async def test_search_attributes_find_an_orders_workflows(pipeline: Pipeline) ->
     assert await find(named, payments) == payments
     everything = {order_event_workflow_id(ws, e.log_id) for e in journal}
     assert await find(f"Workspace = '{ws}'", everything) == everything
+
+
+async def test_poll_now_sent_during_a_batch_is_not_lost(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll_now signal that arrives while a batch is being read still makes the
+    poller read again at once: an order created after the page was read and
+    signalled for is processed without waiting out the (long) interval."""
+    sim = pipeline.simulator
+    sim.seed_scenario(orders=2)
+    await pipeline.start_poller(interval=120)
+    await pipeline.drain()
+    await wait_poller_idle(pipeline)
+    poller = pipeline.client.get_workflow_handle(poller_workflow_id(pipeline.workspace))
+    query_journal = sim.account.query_journal
+    signals: list[asyncio.Task[None]] = []
+
+    def late_order(last_log_id: int, *args: Any, **kwargs: Any) -> list[Any]:
+        # The page is read first; the shop then gets an order and an operator
+        # asks for a poll while the poller is still busy with this batch.
+        page = query_journal(last_log_id, *args, **kwargs)
+        if not signals:
+            sim.seed_scenario(seed=303, orders=1, span_seconds=1)
+            signals.append(asyncio.create_task(poller.signal(JournalPoller.poll_now)))
+        return page
+
+    monkeypatch.setattr(sim.account, "query_journal", late_order)
+    await poller.signal(JournalPoller.poll_now)
+
+    async def signalled() -> bool | None:
+        return True if signals and signals[0].done() else None
+
+    await eventually(signalled, 20, "a journal read and the signal sent during it")
+    await signals[0]
+    counts = await pipeline.drain(seconds=10)
+
+    assert counts["completed"] == len(sim.account.journal)
+    truth = sim.truth()
+    assert await compare_with_truth(pipeline.pool, pipeline.workspace, truth) == []

@@ -14,6 +14,7 @@ from temporalio.common import (
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    FailureError,
     WorkflowAlreadyStartedError,
 )
 
@@ -99,6 +100,8 @@ class JournalPoller:
             )
             cursor = stored.cursor
             self._state.cursor = cursor
+            if stored.paused:
+                self._paused, self._pause_reason = True, stored.pause_reason
 
         if self._paused:
             await self._save(params, cursor, 0)
@@ -107,13 +110,15 @@ class JournalPoller:
         full = False
         batch_size = 0
         if not self._paused:
+            # Cleared before the batch, so a poll_now that arrives during it
+            # wakes the next wait instead of being lost.
+            self._poll_now = False
             self._state.polling = True
             cursor, batch_size, full = await self._poll_once(params, cursor)
             self._state.polling = False
         await self._save(params, cursor, batch_size)
 
         if not full:
-            self._poll_now = False
             # The interval running out is the normal way to wake up.
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
@@ -172,7 +177,7 @@ class JournalPoller:
             if not _is_token_invalid(err):
                 raise
             self._paused = True
-            self._pause_reason = str(err.cause)
+            self._pause_reason = _message(err)
             workflow.logger.error(
                 "BaseLinker rejected the token; polling paused until resume",
                 extra={"workspace": params.workspace, "reason": self._pause_reason},
@@ -269,6 +274,11 @@ class JournalPoller:
             start_to_close_timeout=DATABASE_TIMEOUT,
             retry_policy=DATABASE_RETRY,
         )
+
+
+def _message(err: ActivityError) -> str:
+    cause = err.cause
+    return cause.message if isinstance(cause, FailureError) else str(err)
 
 
 def _is_token_invalid(err: ActivityError) -> bool:

@@ -1,7 +1,7 @@
 """OrderEvent: bring one journal entry's order into the database."""
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import (
@@ -95,8 +95,6 @@ class OrderEvent:
 
 
 def _reason(err: ActivityError) -> str:
-    """The innermost message: what actually went wrong, for the ledger."""
-    cause: BaseException = err
-    while cause.__cause__ is not None:
-        cause = cause.__cause__
-    return str(cause) or type(cause).__name__
+    """The activity's own message, written for the ledger's reader."""
+    cause = err.cause
+    return cause.message if isinstance(cause, FailureError) else str(err)

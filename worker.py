@@ -10,6 +10,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.documents import OrderDocuments
 from activities.journal import JournalReader, Ledger
 from activities.orders import OrderSnapshots, OrderStore
 from baselinker.client import BaseLinkerClient
@@ -53,6 +54,7 @@ def build_workers(
     """One worker per task queue, sharing the pool and the BaseLinker client."""
     ledger, store = Ledger(pool), OrderStore(pool)
     reader, snapshots = JournalReader(baselinker), OrderSnapshots(pool, baselinker)
+    documents = OrderDocuments(pool, baselinker)
     orders = Worker(
         client,
         task_queue=queues.orders,
@@ -74,6 +76,7 @@ def build_workers(
             reader.fetch_journal,
             snapshots.fetch_orders_page,
             snapshots.refresh_statuses,
+            documents.sync_order_documents,
         ],
         # Enforced by the server across every worker on this queue: the
         # account's budget holds however many workers run.

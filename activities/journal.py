@@ -9,15 +9,17 @@ from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
 from activities.baselinker import baselinker_errors
+from activities.documents import DOCUMENTS_BY_TYPE, DocumentKind
+from activities.orders import RELATED_ORDER_TYPES
 from baselinker.client import BaseLinkerClient
-from baselinker.models import JournalEntry, event_name, validation_reason
+from baselinker.models import EVENT_NAMES, JournalEntry, event_name, validation_reason
 from core.workspaces import workspace_id
 
 log = structlog.get_logger(__name__)
 
-#: Journal types the order pipeline processes; every other type is ledgered
-#: as ignored with its name.
-HANDLED_TYPES = frozenset({1, 3, 18})
+#: Journal types the order pipeline processes: every documented one. Any other
+#: type is ledgered as ignored with its number.
+HANDLED_TYPES = frozenset(EVENT_NAMES)
 #: getJournalList returns at most this many entries; a full page means more wait.
 JOURNAL_PAGE_SIZE = 100
 #: How old the cached status list may be before a batch refreshes it.
@@ -43,11 +45,19 @@ class JournalPage(BaseModel):
     full: bool
 
 
+class DocumentFetch(BaseModel):
+    """One order's documents of one kind, to fetch for a batch."""
+
+    kind: DocumentKind
+    order_id: int
+
+
 class RecordedBatch(BaseModel):
     """What the ledger says is left to do for a batch."""
 
     to_process: list[JournalEntry]
     prefetch_order_ids: list[int]
+    prefetch_documents: list[DocumentFetch] = []
     statuses_stale: bool
 
 
@@ -102,7 +112,7 @@ def read_page(workspace: str, raw: list[dict[str, Any]], cursor: int) -> Journal
 def ignore_reason(entry: JournalEntry) -> str | None:
     """Why an entry needs no processing, or None when it does."""
     if entry.log_type not in HANDLED_TYPES:
-        return f"event type {entry.log_type} ({entry.event_name}) is not handled"
+        return f"unknown event type {entry.log_type}"
     if entry.order_id is None:
         return "journal entry carries no order id"
     return None
@@ -204,6 +214,7 @@ class Ledger:
             }
             to_process = [e for e in page.entries if e.log_id in open_ids]
             prefetch = await _orders_needing_snapshot(conn, ws, to_process)
+            documents = await _documents_needing_sync(conn, ws, to_process)
             statuses_at = await conn.fetchval(
                 "SELECT min(fetched_at) FROM order_statuses WHERE workspace_id = $1",
                 ws,
@@ -214,6 +225,7 @@ class Ledger:
         return RecordedBatch(
             to_process=to_process,
             prefetch_order_ids=prefetch,
+            prefetch_documents=documents,
             statuses_stale=bool(to_process) and stale,
         )
 
@@ -257,8 +269,9 @@ async def _orders_needing_snapshot(
     """Orders whose stored snapshot is older than their newest entry here."""
     newest: dict[int, int] = {}
     for entry in entries:
-        if entry.order_id is not None:
-            newest[entry.order_id] = max(newest.get(entry.order_id, 0), entry.log_id)
+        related = entry.object_id if entry.log_type in RELATED_ORDER_TYPES else None
+        for order_id in filter(None, (entry.order_id, related)):
+            newest[order_id] = max(newest.get(order_id, 0), entry.log_id)
     if not newest:
         return []
     fresh = await conn.fetch(
@@ -271,3 +284,31 @@ async def _orders_needing_snapshot(
     )
     as_of = {r["order_id_base"]: r["as_of_log_id"] for r in fresh}
     return sorted(o for o, log_id in newest.items() if as_of.get(o, 0) < log_id)
+
+
+async def _documents_needing_sync(
+    conn: asyncpg.Connection, ws: Any, entries: list[JournalEntry]
+) -> list[DocumentFetch]:
+    """(kind, order) pairs whose stored documents predate an entry here."""
+    newest: dict[tuple[DocumentKind, int], int] = {}
+    for entry in entries:
+        for kind in DOCUMENTS_BY_TYPE.get(entry.log_type, ()):
+            if entry.order_id is not None:
+                key = (kind, entry.order_id)
+                newest[key] = max(newest.get(key, 0), entry.log_id)
+    if not newest:
+        return []
+    synced = await conn.fetch(
+        """
+        SELECT kind, order_id_base, as_of_log_id FROM order_document_syncs
+        WHERE workspace_id = $1 AND order_id_base = ANY($2::bigint[])
+        """,
+        ws,
+        list({order_id for _, order_id in newest}),
+    )
+    as_of = {(r["kind"], r["order_id_base"]): r["as_of_log_id"] for r in synced}
+    return [
+        DocumentFetch(kind=kind, order_id=order_id)
+        for (kind, order_id), log_id in sorted(newest.items())
+        if as_of.get((kind, order_id), 0) < log_id
+    ]

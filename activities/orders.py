@@ -1,5 +1,7 @@
 """Order activities: snapshots from BaseLinker, and their upsert into PostgreSQL."""
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -10,6 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.baselinker import baselinker_errors
+from activities.documents import DOCUMENTS_BY_TYPE, DocumentKind
 from baselinker.client import BaseLinkerClient
 from baselinker.models import (
     JournalEntry,
@@ -58,7 +61,15 @@ class ProcessRequest(BaseModel):
     statuses_refreshed: bool = False
 
 
-Outcome = Literal["completed", "ignored", "needs_snapshot", "needs_statuses"]
+Outcome = Literal["completed", "ignored", "needs"]
+NeedKind = Literal["snapshot", "statuses", "invoices", "receipts", "packages"]
+
+
+class Need(BaseModel):
+    """Data an entry needs from BaseLinker before it can be applied."""
+
+    kind: NeedKind
+    order_id: int | None = None
 
 
 class ProcessResult(BaseModel):
@@ -66,9 +77,13 @@ class ProcessResult(BaseModel):
 
     outcome: Outcome
     reason: str | None = None
+    needs: list[Need] = []
     client_id: UUID | None = None
     new_client: bool = False
     new_order: bool = False
+    #: Live packages of the order after a package event: where shipment
+    #: tracking starts.
+    package_ids: list[int] = []
 
 
 class FailureReport(BaseModel):
@@ -170,11 +185,61 @@ class OrderStore:
 
     @activity.defn
     async def process_order_event(self, req: ProcessRequest) -> ProcessResult:
-        """Bring the order's rows to its stored snapshot and close the entry."""
+        """Bring the entry's order (and what it names) to BaseLinker's state,
+        do the entry type's own step, and close the ledger row, atomically."""
         event = req.event
         entry = event.entry
-        assert entry.order_id is not None, "entries without an order are ignored"
+        order_id = entry.order_id
+        assert order_id is not None, "entries without an order are ignored"
         ws = await workspace_id(self._pool, event.workspace)
+        await self._mark_processing(ws, entry)
+
+        related = _related_order(entry)
+        snapshots = await self._snapshots(ws, [order_id, *filter(None, [related])])
+        kinds = DOCUMENTS_BY_TYPE.get(entry.log_type, ())
+        needs = [
+            Need(kind="snapshot", order_id=o)
+            for o, snap in snapshots.items()
+            if snap is None or snap["as_of_log_id"] < entry.log_id
+        ]
+        main = snapshots[order_id]
+        if main is not None and main["found"]:
+            needs += await self._document_needs(ws, order_id, kinds, entry.log_id)
+        if needs:
+            return ProcessResult(outcome="needs", needs=needs)
+        assert main is not None
+        if not main["found"]:
+            return await self._order_gone(ws, entry, main)
+
+        orders = {
+            o: _parse(snap["payload"])
+            for o, snap in snapshots.items()
+            if snap and snap["found"]
+        }
+        names = await self._status_names(ws, orders.values())
+        if names is None:
+            if not req.statuses_refreshed:
+                return ProcessResult(outcome="needs", needs=[Need(kind="statuses")])
+            names = {}
+        async with self._pool.acquire() as conn, conn.transaction():
+            applied = await _apply_order(conn, ws, orders[order_id], main, names, entry)
+            if related is not None and related in orders:
+                await _apply_related(conn, ws, entry, orders[related], snapshots, names)
+            await _type_step(conn, ws, entry, applied)
+            package_ids = (
+                await _live_packages(conn, ws, order_id) if "packages" in kinds else []
+            )
+            await _close_in(conn, ws, entry.log_id, "completed", None)
+        return ProcessResult(
+            outcome="completed",
+            client_id=applied.client_id,
+            new_client=applied.new_client,
+            new_order=applied.new_order,
+            package_ids=package_ids,
+            reason=None if applied.client_id else "order has no usable contact data",
+        )
+
+    async def _mark_processing(self, ws: UUID, entry: JournalEntry) -> None:
         info = activity.info()
         await self._pool.execute(
             """
@@ -188,45 +253,79 @@ class OrderStore:
             info.attempt,
             info.workflow_id,
         )
-        snapshot = await self._pool.fetchrow(
+
+    async def _snapshots(
+        self, ws: UUID, order_ids: list[int]
+    ) -> dict[int, asyncpg.Record | None]:
+        rows = await self._pool.fetch(
             """
-            SELECT found, payload, as_of_log_id, fetched_at FROM order_snapshots
-            WHERE workspace_id = $1 AND order_id_base = $2
+            SELECT order_id_base, found, payload, as_of_log_id, fetched_at
+            FROM order_snapshots
+            WHERE workspace_id = $1 AND order_id_base = ANY($2::bigint[])
             """,
             ws,
-            entry.order_id,
+            order_ids,
         )
-        if snapshot is None or snapshot["as_of_log_id"] < entry.log_id:
-            return ProcessResult(outcome="needs_snapshot")
-        if not snapshot["found"]:
-            reason = f"order {entry.order_id} is no longer returned by BaseLinker"
-            await self._close(ws, entry.log_id, "ignored", reason)
-            return ProcessResult(outcome="ignored", reason=reason)
-        order = _parse(snapshot["payload"])
-        status_name = await self._status_name(ws, order.order_status_id)
-        if status_name is None and not req.statuses_refreshed:
-            return ProcessResult(outcome="needs_statuses")
+        by_id = {r["order_id_base"]: r for r in rows}
+        return {o: by_id.get(o) for o in order_ids}
+
+    async def _document_needs(
+        self, ws: UUID, order_id: int, kinds: tuple[DocumentKind, ...], log_id: int
+    ) -> list[Need]:
+        if not kinds:
+            return []
+        fresh = {
+            r["kind"]
+            for r in await self._pool.fetch(
+                """
+                SELECT kind FROM order_document_syncs
+                WHERE workspace_id = $1 AND order_id_base = $2
+                  AND kind = ANY($3::text[]) AND as_of_log_id >= $4
+                """,
+                ws,
+                order_id,
+                list(kinds),
+                log_id,
+            )
+        }
+        return [
+            Need(kind=kind, order_id=order_id) for kind in kinds if kind not in fresh
+        ]
+
+    async def _order_gone(
+        self, ws: UUID, entry: JournalEntry, snapshot: asyncpg.Record
+    ) -> ProcessResult:
+        """BaseLinker no longer returns the order: keep its row, marked removed."""
         async with self._pool.acquire() as conn, conn.transaction():
-            identity = identity_for_order(order)
-            client_id, new_client = (
-                await _upsert_client(conn, ws, order, identity)
-                if identity
-                else (None, False)
+            marked = await conn.fetchval(
+                """
+                UPDATE orders SET removed_at = COALESCE(removed_at, $3),
+                    snapshot_at = $3, updated_at = NOW()
+                WHERE workspace_id = $1 AND order_id_base = $2
+                  AND (snapshot_at IS NULL OR snapshot_at <= $3)
+                RETURNING id
+                """,
+                ws,
+                entry.order_id,
+                snapshot["fetched_at"],
             )
-            order_uuid, new_order = await _upsert_order(
-                conn, ws, order, client_id, status_name, snapshot
+            exists = marked is not None or await conn.fetchval(
+                """
+                SELECT true FROM orders
+                WHERE workspace_id = $1 AND order_id_base = $2
+                """,
+                ws,
+                entry.order_id,
             )
-            if order_uuid is not None:
-                products = await _upsert_products(conn, ws, order.products)
-                await _replace_lines(conn, order_uuid, order, products)
-            await _close_in(conn, ws, entry.log_id, "completed", None)
-        return ProcessResult(
-            outcome="completed",
-            client_id=client_id,
-            new_client=new_client,
-            new_order=new_order,
-            reason=None if identity else "order has no usable contact data",
-        )
+            if exists:
+                await _close_in(conn, ws, entry.log_id, "completed", None)
+                return ProcessResult(
+                    outcome="completed",
+                    reason=f"order {entry.order_id} is gone: marked removed",
+                )
+            reason = f"order {entry.order_id} is no longer returned by BaseLinker"
+            await _close_in(conn, ws, entry.log_id, "ignored", reason)
+        return ProcessResult(outcome="ignored", reason=reason)
 
     @activity.defn
     async def record_event_failure(self, report: FailureReport) -> None:
@@ -234,24 +333,185 @@ class OrderStore:
         ws = await workspace_id(self._pool, report.workspace)
         await self._close(ws, report.log_id, "failed", report.reason)
 
-    async def _status_name(self, ws: UUID, status_id: int | None) -> str | None:
-        if status_id is None:
-            return ""
-        name: str | None = await self._pool.fetchval(
+    async def _status_names(
+        self, ws: UUID, orders: Iterable[Order]
+    ) -> dict[int, str] | None:
+        """Names of the orders' statuses, or None when one is not cached yet."""
+        wanted = {o.order_status_id for o in orders if o.order_status_id is not None}
+        rows = await self._pool.fetch(
             """
-            SELECT name FROM order_statuses
-            WHERE workspace_id = $1 AND status_id = $2
+            SELECT status_id, name FROM order_statuses
+            WHERE workspace_id = $1 AND status_id = ANY($2::int[])
             """,
             ws,
-            status_id,
+            list(wanted),
         )
-        return name
+        names = {r["status_id"]: r["name"] for r in rows}
+        return names if wanted <= names.keys() else None
 
     async def _close(
         self, ws: UUID, log_id: int, status: str, reason: str | None
     ) -> None:
         async with self._pool.acquire() as conn:
             await _close_in(conn, ws, log_id, status, reason)
+
+
+#: Journal types whose object_id names another order to sync with this one.
+RELATED_ORDER_TYPES = frozenset({6, 17})
+SPLIT, COPIED, MERGED, BLACKLISTED = 6, 17, 5, 15
+
+
+def _related_order(entry: JournalEntry) -> int | None:
+    """The split-off order or the copy that the entry names, if any."""
+    if entry.log_type in RELATED_ORDER_TYPES:
+        return entry.object_id
+    return None
+
+
+@dataclass(frozen=True)
+class AppliedOrder:
+    """What applying one order snapshot changed."""
+
+    order_uuid: UUID | None
+    client_id: UUID | None
+    new_client: bool
+    new_order: bool
+
+
+async def _apply_order(
+    conn: asyncpg.Connection,
+    ws: UUID,
+    order: Order,
+    snapshot: asyncpg.Record,
+    names: dict[int, str],
+    entry: JournalEntry,
+    suppressed: str | None = None,
+) -> AppliedOrder:
+    """Upsert client, order, products and lines; claim the one-time reactions."""
+    identity = identity_for_order(order)
+    client_id = (
+        (await _upsert_client(conn, ws, order, identity))[0] if identity else None
+    )
+    status_name = names.get(order.order_status_id or 0)
+    order_uuid, _ = await _upsert_order(
+        conn, ws, order, client_id, status_name, snapshot
+    )
+    if order_uuid is not None:
+        products = await _upsert_products(conn, ws, order.products)
+        await _replace_lines(conn, order_uuid, order, products)
+    new_order = await _claim(
+        conn, ws, "new_order", str(order.order_id), entry.log_id, suppressed
+    )
+    new_client = identity is not None and await _claim(
+        conn, ws, "new_client", identity.key, entry.log_id, suppressed
+    )
+    return AppliedOrder(order_uuid, client_id, new_client, new_order)
+
+
+async def _apply_related(
+    conn: asyncpg.Connection,
+    ws: UUID,
+    entry: JournalEntry,
+    order: Order,
+    snapshots: dict[int, asyncpg.Record | None],
+    names: dict[int, str],
+) -> None:
+    """Sync the split-off order or the copy, linked to the entry's order.
+
+    Neither is a new purchase: their one-time reactions are claimed as
+    suppressed, so no welcome or upsell message follows from them.
+    """
+    snapshot = snapshots[order.order_id]
+    assert snapshot is not None
+    link = "split_from" if entry.log_type == SPLIT else "copied_from"
+    await _apply_order(
+        conn, ws, order, snapshot, names, entry, f"{link} {entry.order_id}"
+    )
+    await conn.execute(
+        f"""
+        UPDATE orders SET {link}_order_id_base = $3
+        WHERE workspace_id = $1 AND order_id_base = $2
+        """,  # the column is one of two fixed names above
+        ws,
+        order.order_id,
+        entry.order_id,
+    )
+
+
+async def _type_step(
+    conn: asyncpg.Connection, ws: UUID, entry: JournalEntry, applied: AppliedOrder
+) -> None:
+    """What an entry type does beyond bringing its order up to date."""
+    if entry.log_type == MERGED and entry.object_id is not None:
+        # The absorbed order keeps its row (history matters), linked to this one.
+        await conn.execute(
+            """
+            UPDATE orders SET merged_into_order_id_base = $3,
+                removed_at = COALESCE(removed_at, NOW()), updated_at = NOW()
+            WHERE workspace_id = $1 AND order_id_base = $2
+            """,
+            ws,
+            entry.object_id,
+            entry.order_id,
+        )
+    elif entry.log_type == BLACKLISTED and applied.client_id is not None:
+        await conn.execute(
+            """
+            UPDATE clients SET blacklisted_at = COALESCE(blacklisted_at, NOW()),
+                updated_at = NOW()
+            WHERE id = $1
+            """,
+            applied.client_id,
+        )
+
+
+async def _claim(
+    conn: asyncpg.Connection,
+    ws: UUID,
+    kind: str,
+    subject: str,
+    log_id: int,
+    suppressed: str | None,
+) -> bool:
+    """Whether this entry owns the one-time reaction (idempotent on retries)."""
+    await conn.execute(
+        """
+        INSERT INTO reactions (workspace_id, kind, subject, owner_log_id,
+            suppressed_reason)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (workspace_id, kind, subject) DO NOTHING
+        """,
+        ws,
+        kind,
+        subject,
+        log_id,
+        suppressed,
+    )
+    row = await conn.fetchrow(
+        """
+        SELECT owner_log_id, suppressed_reason FROM reactions
+        WHERE workspace_id = $1 AND kind = $2 AND subject = $3
+        """,
+        ws,
+        kind,
+        subject,
+    )
+    return row["owner_log_id"] == log_id and row["suppressed_reason"] is None
+
+
+async def _live_packages(
+    conn: asyncpg.Connection, ws: UUID, order_id: int
+) -> list[int]:
+    rows = await conn.fetch(
+        """
+        SELECT package_id FROM packages
+        WHERE workspace_id = $1 AND order_id_base = $2 AND deleted_at IS NULL
+        ORDER BY package_id
+        """,
+        ws,
+        order_id,
+    )
+    return [r["package_id"] for r in rows]
 
 
 def _order_id(item: dict[str, Any]) -> int | None:
@@ -368,6 +628,7 @@ async def _upsert_order(
             buyer_phone_raw = EXCLUDED.buyer_phone_raw,
             buyer_tax_id_raw = EXCLUDED.buyer_tax_id_raw,
             snapshot_at = EXCLUDED.snapshot_at,
+            removed_at = NULL,
             metadata = o.metadata || EXCLUDED.metadata,
             updated_at = NOW()
         WHERE o.snapshot_at IS NULL OR o.snapshot_at <= EXCLUDED.snapshot_at

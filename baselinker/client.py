@@ -11,6 +11,8 @@ import httpx
 #: Error codes that mean the token itself is wrong: retrying cannot help.
 TOKEN_ERROR_CODES = frozenset({"ERROR_BAD_TOKEN", "ERROR_USER_ACCOUNT_BLOCKED"})
 BLOCKED_CODE = "ERROR_BLOCKED_TOKEN"
+#: getReceipt's answer for an order without a (live) receipt.
+RECEIPT_NOT_FOUND = "ERROR_RECEIPT_NOT_FOUND"
 #: How long to wait when a block message names no time we can read.
 DEFAULT_BLOCK = timedelta(seconds=60)
 _BLOCK_TIME = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})")
@@ -102,6 +104,26 @@ class BaseLinkerClient:
         """The account's order statuses: id, name, name_for_customer, color."""
         body = await self.call("getOrderStatusList")
         return list(body.get("statuses") or [])
+
+    async def invoices(self, order_id: int) -> list[dict[str, Any]]:
+        """Raw live invoices of one order."""
+        body = await self.call("getInvoices", order_id=order_id)
+        return list(body.get("invoices") or [])
+
+    async def receipt(self, order_id: int) -> dict[str, Any] | None:
+        """The order's live receipt, or None when it has none."""
+        try:
+            body = await self.call("getReceipt", order_id=order_id)
+        except BaseLinkerError as err:
+            if err.code == RECEIPT_NOT_FOUND:
+                return None
+            raise
+        return body
+
+    async def order_packages(self, order_id: int) -> list[dict[str, Any]]:
+        """Raw live packages (shipments) of one order."""
+        body = await self.call("getOrderPackages", order_id=order_id)
+        return list(body.get("packages") or [])
 
     async def aclose(self) -> None:
         """Close the connection pool."""

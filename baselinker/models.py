@@ -383,6 +383,81 @@ class OrderStatus(BaseModel):
     color: Text = ""
 
 
+class Invoice(BaseModel):
+    """One invoice of `getInvoices`."""
+
+    model_config = _MODEL_CONFIG
+
+    invoice_id: LenientInt
+    order_id: LenientInt
+    series_id: OptionalId = None
+    type: Text = ""
+    number: Text = ""
+    date_add: UnixTime = None
+    date_sell: UnixTime = None
+    date_pay_to: UnixTime = None
+    currency: Text = ""
+    total_price_brutto: Money = Decimal("0.00")
+    total_price_netto: Money = Decimal("0.00")
+    invoice_fullname: Text = ""
+    invoice_company: Text = ""
+    invoice_nip: Text = ""
+
+    @property
+    def buyer_name(self) -> str:
+        """The company when there is one, else the person."""
+        return self.invoice_company or self.invoice_fullname
+
+
+class ReceiptLine(BaseModel):
+    """One product line of a receipt."""
+
+    model_config = _MODEL_CONFIG
+
+    name: Text = ""
+    price_brutto: Money = Decimal("0.00")
+    quantity: Quantity = 0
+
+
+class Receipt(BaseModel):
+    """One receipt of `getReceipt` / `getReceipts`."""
+
+    model_config = _MODEL_CONFIG
+
+    receipt_id: LenientInt
+    order_id: LenientInt
+    series_id: OptionalId = None
+    receipt_full_nr: Text = ""
+    date_add: UnixTime = None
+    payment_method: Text = ""
+    nip: Text = ""
+    products: Annotated[list[ReceiptLine], BeforeValidator(_item_list)] = Field(
+        default_factory=list
+    )
+
+    @property
+    def total(self) -> Decimal:
+        """Sum of unit price times quantity."""
+        return _sum_money(
+            (line.price_brutto * line.quantity).quantize(CENT, ROUND_HALF_UP)
+            for line in self.products
+        )
+
+
+class Package(BaseModel):
+    """One shipment of `getOrderPackages`."""
+
+    model_config = _MODEL_CONFIG
+
+    package_id: LenientInt
+    courier_code: Text = ""
+    courier_package_nr: Text = ""
+    courier_inner_number: Text = ""
+    tracking_status: OptionalInt = None
+    tracking_status_date: UnixTime = None
+    tracking_url: Text = ""
+
+
 def _sum_money(amounts: Iterable[Decimal]) -> Decimal:
     return sum(amounts, start=Decimal("0.00"))
 

@@ -20,6 +20,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.baselinker import TOKEN_INVALID
+    from activities.documents import DocumentsRequest, OrderDocuments
     from activities.journal import (
         JournalPage,
         JournalReader,
@@ -207,7 +208,11 @@ class JournalPoller:
     async def _prefetch(
         self, params: PollerInput, batch: RecordedBatch, newest: int
     ) -> None:
-        """Fetch the batch's order snapshots in as few calls as ids allow."""
+        """Fetch what the batch's entries need in as few calls as ids allow.
+
+        Best effort: whatever fails here, each OrderEvent fetches for itself
+        and fails alone, with its reason in the ledger.
+        """
         if batch.statuses_stale:
             await workflow.execute_activity_method(
                 OrderSnapshots.refresh_statuses,
@@ -216,20 +221,51 @@ class JournalPoller:
                 start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
                 retry_policy=BASELINKER_RETRY,
             )
+        fetched = await asyncio.gather(
+            *(
+                workflow.execute_activity_method(
+                    OrderDocuments.sync_order_documents,
+                    DocumentsRequest(
+                        workspace=params.workspace,
+                        kind=fetch.kind,
+                        order_id=fetch.order_id,
+                        as_of_log_id=newest,
+                    ),
+                    task_queue=params.baselinker_task_queue,
+                    start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
+                    retry_policy=BASELINKER_RETRY,
+                )
+                for fetch in batch.prefetch_documents
+            ),
+            return_exceptions=True,
+        )
+        failures = [f for f in fetched if isinstance(f, BaseException)]
+        if failures:
+            workflow.logger.warning(
+                "document prefetch failed; events will fetch for themselves",
+                extra={"workspace": params.workspace, "failed": len(failures)},
+            )
         wanted = sorted(batch.prefetch_order_ids)
         while wanted:
-            result = await workflow.execute_activity_method(
-                OrderSnapshots.fetch_orders_page,
-                OrdersPageRequest(
-                    workspace=params.workspace,
-                    id_from=wanted[0],
-                    wanted=wanted,
-                    as_of_log_id=newest,
-                ),
-                task_queue=params.baselinker_task_queue,
-                start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
-                retry_policy=BASELINKER_RETRY,
-            )
+            try:
+                result = await workflow.execute_activity_method(
+                    OrderSnapshots.fetch_orders_page,
+                    OrdersPageRequest(
+                        workspace=params.workspace,
+                        id_from=wanted[0],
+                        wanted=wanted,
+                        as_of_log_id=newest,
+                    ),
+                    task_queue=params.baselinker_task_queue,
+                    start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
+                    retry_policy=BASELINKER_RETRY,
+                )
+            except ActivityError:
+                workflow.logger.warning(
+                    "order prefetch failed; events will fetch for themselves",
+                    extra={"workspace": params.workspace},
+                )
+                return
             wanted = result.remaining
 
     async def _start_child(self, params: PollerInput, entry: JournalEntry) -> None:

@@ -1,11 +1,16 @@
 """OrderEvent: bring one journal entry's order into the database."""
 
+import asyncio
+from typing import Any
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.documents import DocumentsRequest, OrderDocuments
     from activities.orders import (
         FailureReport,
+        Need,
         OrderEventInput,
         OrderSnapshots,
         OrdersPageRequest,
@@ -29,8 +34,9 @@ MAX_ROUNDS = 3
 class OrderEvent:
     """Processes one journal entry: snapshot, upsert, ledger.
 
-    The parent prefetches snapshots for its whole batch, so most runs are a
-    single database activity; a missing or stale snapshot is fetched here.
+    The parent prefetches snapshots and documents for its whole batch, so most
+    runs are a single database activity; whatever is missing or stale is
+    fetched here, one BaseLinker call per need.
     """
 
     @workflow.run
@@ -58,39 +64,47 @@ class OrderEvent:
                 start_to_close_timeout=DATABASE_TIMEOUT,
                 retry_policy=DATABASE_RETRY,
             )
-            if result.outcome == "needs_snapshot":
-                await self._fetch_snapshot(event)
-            elif result.outcome == "needs_statuses":
-                await self._refresh_statuses(event)
-                request = ProcessRequest(event=event, statuses_refreshed=True)
-            else:
+            if result.outcome != "needs":
                 return result
+            await asyncio.gather(*(self._fetch(event, need) for need in result.needs))
+            if any(need.kind == "statuses" for need in result.needs):
+                request = ProcessRequest(event=event, statuses_refreshed=True)
         msg = f"order {event.entry.order_id} still lacks data after {MAX_ROUNDS} rounds"
         raise ApplicationError(msg, non_retryable=True)
 
-    async def _fetch_snapshot(self, event: OrderEventInput) -> None:
-        order_id = event.entry.order_id
-        assert order_id is not None
-        await workflow.execute_activity_method(
-            OrderSnapshots.fetch_orders_page,
-            OrdersPageRequest(
+    async def _fetch(self, event: OrderEventInput, need: Need) -> None:
+        """One BaseLinker call that stores what the entry still needs."""
+        options: dict[str, Any] = {
+            "task_queue": event.baselinker_task_queue,
+            "start_to_close_timeout": BASELINKER_CALL_TIMEOUT,
+            "retry_policy": BASELINKER_RETRY,
+        }
+        log_id = event.entry.log_id
+        if need.kind == "statuses":
+            await workflow.execute_activity_method(
+                OrderSnapshots.refresh_statuses, event.workspace, **options
+            )
+            return
+        assert need.order_id is not None
+        if need.kind == "snapshot":
+            page = OrdersPageRequest(
                 workspace=event.workspace,
-                id_from=order_id,
-                wanted=[order_id],
-                as_of_log_id=event.entry.log_id,
-            ),
-            task_queue=event.baselinker_task_queue,
-            start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
-            retry_policy=BASELINKER_RETRY,
+                id_from=need.order_id,
+                wanted=[need.order_id],
+                as_of_log_id=log_id,
+            )
+            await workflow.execute_activity_method(
+                OrderSnapshots.fetch_orders_page, page, **options
+            )
+            return
+        documents = DocumentsRequest(
+            workspace=event.workspace,
+            kind=need.kind,
+            order_id=need.order_id,
+            as_of_log_id=log_id,
         )
-
-    async def _refresh_statuses(self, event: OrderEventInput) -> None:
         await workflow.execute_activity_method(
-            OrderSnapshots.refresh_statuses,
-            event.workspace,
-            task_queue=event.baselinker_task_queue,
-            start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
-            retry_policy=BASELINKER_RETRY,
+            OrderDocuments.sync_order_documents, documents, **options
         )
 
 

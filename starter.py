@@ -4,7 +4,9 @@ poller, show its status, and run the demo. `python starter.py --help` lists them
 import asyncio
 import json
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
@@ -12,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -20,7 +23,15 @@ from core.db import create_pool
 from core.devstack import local_database
 from core.ids import poller_workflow_id
 from core.log import configure_logging
-from core.ops import ensure_poller, sync_status
+from core.ops import (
+    LEDGER_STATUSES,
+    backfill_progress,
+    ensure_poller,
+    list_events,
+    retry_events,
+    start_backfill,
+    sync_status,
+)
 from core.settings import WORKSPACE_PATTERN, Settings, get_settings
 from core.stack import reachable
 from core.temporal import connect
@@ -95,6 +106,7 @@ def poll(workspace: Workspace = None) -> None:
             task_queue=settings.task_queue,
             baselinker_task_queue=settings.baselinker_task_queue,
             poll_interval_seconds=settings.poll_interval_seconds,
+            initial_backfill_days=settings.initial_backfill_days,
         )
         console.print(f"poller running: [bold]{handle.id}[/]")
 
@@ -156,19 +168,13 @@ def status(workspace: Workspace = None, as_json: AsJson = False) -> None:
     settings = _settings(workspace)
 
     async def main() -> dict[str, Any]:
-        async with local_database(settings, migrate_schema=False) as url:
-            try:
-                pool = await create_pool(url, 2)
-            except (OSError, asyncpg.PostgresError) as err:
-                raise _fail(f"cannot connect to the database: {err}") from None
+        async with _database(settings) as pool:
             try:
                 report = await sync_status(pool, settings.workspace)
             except LookupError as err:
                 raise _fail(str(err)) from None
             except asyncpg.UndefinedTableError:
                 raise _fail("the database has no schema yet: run `make dev`") from None
-            finally:
-                await pool.close()
         report["poller"] = await _poller_state(settings)
         return report
 
@@ -194,6 +200,148 @@ async def _poller_state(settings: Settings) -> str:
     except RPCError as err:
         return f"not running ({err.message})"
     return description.status.name if description.status else "unknown"
+
+
+@app.command()
+def events(
+    workspace: Workspace = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="pending, processing, completed, failed or ignored."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    as_json: AsJson = False,
+) -> None:
+    """The ledger: what happened to each journal entry, newest first."""
+    if status is not None and status not in LEDGER_STATUSES:
+        raise _fail(f"--status must be one of {', '.join(LEDGER_STATUSES)}", 2)
+    settings = _settings(workspace)
+
+    async def main() -> list[dict[str, Any]]:
+        async with _database(settings) as pool:
+            return await list_events(pool, settings.workspace, status, limit)
+
+    rows = _run(main)
+    if as_json:
+        print(json.dumps(rows, default=str))
+        return
+    table = Table("log_id", "type", "order", "status", "attempts", "reason")
+    for row in rows:
+        table.add_row(
+            str(row["log_id"]),
+            f"{row['type']} {row['name']}",
+            str(row["order_id"] or ""),
+            row["status"],
+            str(row["attempts"]),
+            row["reason"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def retry(
+    log_ids: Annotated[list[int] | None, typer.Argument(help="Ledger log ids.")] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Every failed entry.")
+    ] = False,
+    workspace: Workspace = None,
+) -> None:
+    """Run entries again through Temporal, with fresh data from BaseLinker."""
+    if bool(log_ids) == failed:
+        raise _fail("name log ids, or pass --failed (not both)", 2)
+    settings = _settings(workspace)
+
+    async def main() -> list[tuple[int, str]]:
+        client = await _temporal(settings)
+        async with _database(settings) as pool:
+            return await retry_events(
+                client,
+                pool,
+                workspace=settings.workspace,
+                log_ids=None if failed else log_ids,
+                task_queue=settings.task_queue,
+                baselinker_task_queue=settings.baselinker_task_queue,
+            )
+
+    outcomes = _run(main)
+    if not outcomes:
+        console.print("nothing to retry")
+    for log_id, outcome in outcomes:
+        console.print(f"{log_id}: {outcome}")
+    if any(outcome.startswith("failed") for _, outcome in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    since: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="First day (UTC).")
+    ],
+    workspace: Workspace = None,
+) -> None:
+    """Sync every order since a date with getOrders (no customer messages for
+    old orders), with a progress bar; a running backfill is followed, not
+    started twice."""
+    settings = _settings(workspace)
+    start = since.replace(tzinfo=UTC)
+
+    async def main() -> dict[str, Any]:
+        client = await _temporal(settings)
+        handle = await start_backfill(
+            client,
+            workspace=settings.workspace,
+            since=start,
+            task_queue=settings.task_queue,
+            baselinker_task_queue=settings.baselinker_task_queue,
+        )
+        async with _database(settings) as pool:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar:
+                task = bar.add_task("starting", total=None)
+                done = asyncio.create_task(handle.result())
+                while not done.done():
+                    row = await backfill_progress(pool, handle.id)
+                    bar.update(task, description=_describe_backfill(row))
+                    await asyncio.wait({done}, timeout=1.0)
+                row = await backfill_progress(pool, handle.id)
+                bar.update(task, description=_describe_backfill(row))
+            done.result()
+            return row
+
+    row = _run(main)
+    console.print(
+        f"backfill done: {row['orders_synced']} orders synced, "
+        f"{row['orders_failed']} unreadable"
+    )
+    if row["orders_failed"]:
+        console.print(f"[yellow]{row['last_error']}[/]")
+
+
+def _describe_backfill(row: dict[str, Any]) -> str:
+    if not row:
+        return "starting"
+    return (
+        f"{row['pages']} pages, {row['orders_synced']} orders synced, "
+        f"{row['orders_failed']} unreadable"
+    )
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool on the configured (or embedded) database; reads only."""
+    async with local_database(settings, migrate_schema=False) as url:
+        try:
+            pool = await create_pool(url, 4)
+        except (OSError, asyncpg.PostgresError) as err:
+            raise _fail(f"cannot connect to the database: {err}") from None
+        try:
+            yield pool
+        finally:
+            await pool.close()
 
 
 @app.command()

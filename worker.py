@@ -10,6 +10,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.backfill import Backfiller
 from activities.documents import OrderDocuments
 from activities.journal import JournalReader, Ledger
 from activities.orders import OrderSnapshots, OrderStore
@@ -18,6 +19,7 @@ from core.db import create_pool
 from core.log import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
+from workflows.backfill import Backfill
 from workflows.journal import JournalPoller
 from workflows.orders import OrderEvent
 
@@ -55,16 +57,19 @@ def build_workers(
     ledger, store = Ledger(pool), OrderStore(pool)
     reader, snapshots = JournalReader(baselinker), OrderSnapshots(pool, baselinker)
     documents = OrderDocuments(pool, baselinker)
+    backfiller = Backfiller(pool, baselinker)
     orders = Worker(
         client,
         task_queue=queues.orders,
-        workflows=[JournalPoller, OrderEvent],
+        workflows=[JournalPoller, OrderEvent, Backfill],
         activities=[
             ledger.load_cursor,
             ledger.save_cursor,
             ledger.record_journal,
             store.process_order_event,
             store.record_event_failure,
+            backfiller.start_backfill,
+            backfiller.finish_backfill,
         ],
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         max_concurrent_activities=MAX_DATABASE_ACTIVITIES,
@@ -77,6 +82,7 @@ def build_workers(
             snapshots.fetch_orders_page,
             snapshots.refresh_statuses,
             documents.sync_order_documents,
+            backfiller.backfill_orders_page,
         ],
         # Enforced by the server across every worker on this queue: the
         # account's budget holds however many workers run.

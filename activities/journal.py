@@ -69,6 +69,8 @@ class SyncState(BaseModel):
     batch_size: int = 0
     paused: bool = False
     pause_reason: str | None = None
+    #: When the journal was last read successfully; None before the first read.
+    last_polled_at: datetime | None = None
 
 
 def _first_int(value: Any) -> int | None:
@@ -144,7 +146,7 @@ class Ledger:
         ws = await workspace_id(self._pool, workspace)
         row = await self._pool.fetchrow(
             """
-            SELECT last_log_id, paused, pause_reason
+            SELECT last_log_id, paused, pause_reason, last_polled_at
             FROM baselinker_sync_state WHERE workspace_id = $1
             """,
             ws,
@@ -156,6 +158,7 @@ class Ledger:
             cursor=row["last_log_id"] or 0,
             paused=bool(row["paused"]),
             pause_reason=row["pause_reason"],
+            last_polled_at=row["last_polled_at"],
         )
 
     @activity.defn
@@ -165,20 +168,23 @@ class Ledger:
         await self._pool.execute(
             """
             INSERT INTO baselinker_sync_state AS s (workspace_id, last_log_id,
-                last_sync_at, is_syncing, paused, pause_reason, last_batch_size)
-            VALUES ($1, $2, NOW(), false, $3, $4, $5)
+                last_sync_at, is_syncing, paused, pause_reason, last_batch_size,
+                last_polled_at)
+            VALUES ($1, $2, NOW(), false, $3, $4, $5, $6)
             ON CONFLICT (workspace_id) DO UPDATE SET
                 last_log_id = GREATEST(s.last_log_id, EXCLUDED.last_log_id),
                 last_sync_at = NOW(),
                 paused = EXCLUDED.paused,
                 pause_reason = EXCLUDED.pause_reason,
-                last_batch_size = EXCLUDED.last_batch_size
+                last_batch_size = EXCLUDED.last_batch_size,
+                last_polled_at = GREATEST(s.last_polled_at, EXCLUDED.last_polled_at)
             """,
             ws,
             state.cursor,
             state.paused,
             state.pause_reason,
             state.batch_size,
+            state.last_polled_at,
         )
 
     @activity.defn

@@ -1,6 +1,6 @@
 """Order activities: snapshots from BaseLinker, and their upsert into PostgreSQL."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -35,6 +35,8 @@ class OrderEventInput(BaseModel):
     workspace: str
     entry: JournalEntry
     baselinker_task_queue: str
+    #: Fetch fresh data before applying (an operator's retry).
+    refetch: bool = False
 
 
 class OrdersPageRequest(BaseModel):
@@ -216,13 +218,15 @@ class OrderStore:
             for o, snap in snapshots.items()
             if snap and snap["found"]
         }
-        names = await self._status_names(ws, orders.values())
+        names = await status_names(self._pool, ws, orders.values())
         if names is None:
             if not req.statuses_refreshed:
                 return ProcessResult(outcome="needs", needs=[Need(kind="statuses")])
             names = {}
         async with self._pool.acquire() as conn, conn.transaction():
-            applied = await _apply_order(conn, ws, orders[order_id], main, names, entry)
+            applied = await apply_order(
+                conn, ws, orders[order_id], main, names, Claim(log_id=entry.log_id)
+            )
             if related is not None and related in orders:
                 await _apply_related(conn, ws, entry, orders[related], snapshots, names)
             await _type_step(conn, ws, entry, applied)
@@ -333,27 +337,28 @@ class OrderStore:
         ws = await workspace_id(self._pool, report.workspace)
         await self._close(ws, report.log_id, "failed", report.reason)
 
-    async def _status_names(
-        self, ws: UUID, orders: Iterable[Order]
-    ) -> dict[int, str] | None:
-        """Names of the orders' statuses, or None when one is not cached yet."""
-        wanted = {o.order_status_id for o in orders if o.order_status_id is not None}
-        rows = await self._pool.fetch(
-            """
-            SELECT status_id, name FROM order_statuses
-            WHERE workspace_id = $1 AND status_id = ANY($2::int[])
-            """,
-            ws,
-            list(wanted),
-        )
-        names = {r["status_id"]: r["name"] for r in rows}
-        return names if wanted <= names.keys() else None
-
     async def _close(
         self, ws: UUID, log_id: int, status: str, reason: str | None
     ) -> None:
         async with self._pool.acquire() as conn:
             await _close_in(conn, ws, log_id, status, reason)
+
+
+async def status_names(
+    db: asyncpg.Pool | asyncpg.Connection, ws: UUID, orders: Iterable[Order]
+) -> dict[int, str] | None:
+    """Names of the orders' statuses, or None when one is not cached yet."""
+    wanted = {o.order_status_id for o in orders if o.order_status_id is not None}
+    rows = await db.fetch(
+        """
+        SELECT status_id, name FROM order_statuses
+        WHERE workspace_id = $1 AND status_id = ANY($2::int[])
+        """,
+        ws,
+        list(wanted),
+    )
+    names = {r["status_id"]: r["name"] for r in rows}
+    return names if wanted <= names.keys() else None
 
 
 #: Journal types whose object_id names another order to sync with this one.
@@ -378,16 +383,27 @@ class AppliedOrder:
     new_order: bool
 
 
-async def _apply_order(
+@dataclass(frozen=True)
+class Claim:
+    """Who claims an order's one-time reactions, and whether they are muted."""
+
+    log_id: int
+    suppressed: str | None = None
+
+
+async def apply_order(
     conn: asyncpg.Connection,
     ws: UUID,
     order: Order,
-    snapshot: asyncpg.Record,
+    snapshot: Mapping[str, Any],
     names: dict[int, str],
-    entry: JournalEntry,
-    suppressed: str | None = None,
+    claim: Claim | None,
 ) -> AppliedOrder:
-    """Upsert client, order, products and lines; claim the one-time reactions."""
+    """Upsert client, order, products and lines; claim the one-time reactions
+    (unless `claim` is None: then they are left to the order's journal events).
+
+    `snapshot` carries the reply the order came from: `payload`, `fetched_at`.
+    """
     identity = identity_for_order(order)
     client_id = (
         (await _upsert_client(conn, ws, order, identity))[0] if identity else None
@@ -399,11 +415,11 @@ async def _apply_order(
     if order_uuid is not None:
         products = await _upsert_products(conn, ws, order.products)
         await _replace_lines(conn, order_uuid, order, products)
-    new_order = await _claim(
-        conn, ws, "new_order", str(order.order_id), entry.log_id, suppressed
-    )
+    if claim is None:
+        return AppliedOrder(order_uuid, client_id, new_client=False, new_order=False)
+    new_order = await _claim(conn, ws, "new_order", str(order.order_id), claim)
     new_client = identity is not None and await _claim(
-        conn, ws, "new_client", identity.key, entry.log_id, suppressed
+        conn, ws, "new_client", identity.key, claim
     )
     return AppliedOrder(order_uuid, client_id, new_client, new_order)
 
@@ -424,9 +440,8 @@ async def _apply_related(
     snapshot = snapshots[order.order_id]
     assert snapshot is not None
     link = "split_from" if entry.log_type == SPLIT else "copied_from"
-    await _apply_order(
-        conn, ws, order, snapshot, names, entry, f"{link} {entry.order_id}"
-    )
+    suppressed = f"{link} {entry.order_id}"
+    await apply_order(conn, ws, order, snapshot, names, Claim(entry.log_id, suppressed))
     await conn.execute(
         f"""
         UPDATE orders SET {link}_order_id_base = $3
@@ -466,12 +481,7 @@ async def _type_step(
 
 
 async def _claim(
-    conn: asyncpg.Connection,
-    ws: UUID,
-    kind: str,
-    subject: str,
-    log_id: int,
-    suppressed: str | None,
+    conn: asyncpg.Connection, ws: UUID, kind: str, subject: str, claim: Claim
 ) -> bool:
     """Whether this entry owns the one-time reaction (idempotent on retries)."""
     await conn.execute(
@@ -484,8 +494,8 @@ async def _claim(
         ws,
         kind,
         subject,
-        log_id,
-        suppressed,
+        claim.log_id,
+        claim.suppressed,
     )
     row = await conn.fetchrow(
         """
@@ -496,7 +506,7 @@ async def _claim(
         kind,
         subject,
     )
-    return row["owner_log_id"] == log_id and row["suppressed_reason"] is None
+    return row["owner_log_id"] == claim.log_id and row["suppressed_reason"] is None
 
 
 async def _live_packages(
@@ -595,7 +605,7 @@ async def _upsert_order(
     order: Order,
     client_id: UUID | None,
     status_name: str | None,
-    snapshot: asyncpg.Record,
+    snapshot: Mapping[str, Any],
 ) -> tuple[UUID | None, bool]:
     """Upsert the order unless a newer snapshot is already applied.
 

@@ -53,6 +53,7 @@ async def run_demo(settings: Settings, orders: int, seed: int) -> dict[str, Any]
                 task_queue=queues.orders,
                 baselinker_task_queue=queues.baselinker,
                 poll_interval_seconds=DEMO_POLL_INTERVAL,
+                initial_backfill_days=settings.initial_backfill_days,
             )
             progress = asyncio.create_task(_report_progress(pool, workspace))
             try:

@@ -69,6 +69,7 @@ async def run_dev(settings: Settings) -> None:
             task_queue=settings.task_queue,
             baselinker_task_queue=settings.baselinker_task_queue,
             poll_interval_seconds=interval,
+            initial_backfill_days=settings.initial_backfill_days,
         )
         _banner(settings, url, temporal.web_ui, simulator, handle.id)
         try:

@@ -2,6 +2,7 @@
 
 POLLER_PREFIX = "journal-poller"
 ORDER_EVENT_PREFIX = "order-event"
+BACKFILL_PREFIX = "backfill"
 
 
 def poller_workflow_id(workspace: str) -> str:
@@ -12,6 +13,11 @@ def poller_workflow_id(workspace: str) -> str:
 def order_event_workflow_id(workspace: str, log_id: int) -> str:
     """The OrderEvent child that processes one journal entry."""
     return f"{ORDER_EVENT_PREFIX}/{workspace}/{log_id}"
+
+
+def backfill_workflow_id(workspace: str, since_unix: int) -> str:
+    """The Backfill that syncs a workspace's orders from `since_unix` on."""
+    return f"{BACKFILL_PREFIX}/{workspace}/{since_unix}"
 
 
 def parse_order_event_workflow_id(workflow_id: str) -> tuple[str, int]:

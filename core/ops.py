@@ -5,12 +5,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 
-from core.ids import poller_workflow_id
+from activities.orders import OrderEventInput
+from baselinker.models import JournalEntry
+from core import search_attributes
+from core.ids import backfill_workflow_id, order_event_workflow_id, poller_workflow_id
+from core.search_attributes import order_event_search_attributes
 from core.workspaces import find_workspace_id, workspace_id
-from workflows.journal import JournalPoller, PollerInput
+from workflows.backfill import Backfill, BackfillInput
+from workflows.journal import JOURNAL_RETENTION, JournalPoller, PollerInput
+from workflows.orders import OrderEvent
 
 LEDGER_STATUSES = ("pending", "processing", "completed", "failed", "ignored")
 
@@ -22,6 +33,7 @@ async def ensure_poller(
     task_queue: str,
     baselinker_task_queue: str,
     poll_interval_seconds: float,
+    initial_backfill_days: float = 0.0,
 ) -> WorkflowHandle[Any, Any]:
     """Start the workspace's poller unless it already runs (then a no-op)."""
     return await client.start_workflow(
@@ -30,6 +42,7 @@ async def ensure_poller(
             workspace=workspace,
             baselinker_task_queue=baselinker_task_queue,
             poll_interval_seconds=poll_interval_seconds,
+            initial_backfill_days=initial_backfill_days,
         ),
         id=poller_workflow_id(workspace),
         task_queue=task_queue,
@@ -85,7 +98,20 @@ async def sync_status(pool: asyncpg.Pool, workspace: str) -> dict[str, Any]:
         "paused": bool(state["paused"]) if state else False,
         "pause_reason": state["pause_reason"] if state else None,
         "ledger": await ledger_counts(pool, workspace),
+        "backfill": await _latest_backfill(pool, ws),
     }
+
+
+async def _latest_backfill(pool: asyncpg.Pool, ws: Any) -> dict[str, Any] | None:
+    row = await pool.fetchrow(
+        """
+        SELECT since, pages, orders_synced, orders_failed, finished_at IS NOT NULL
+            AS finished
+        FROM backfills WHERE workspace_id = $1 ORDER BY started_at DESC LIMIT 1
+        """,
+        ws,
+    )
+    return dict(row) if row else None
 
 
 async def wait_drained(
@@ -108,3 +134,144 @@ async def wait_drained(
             msg = f"not drained after {seconds:.0f}s: cursor {cursor}, {counts}"
             raise TimeoutError(msg)
         await asyncio.sleep(0.25)
+
+
+async def list_events(
+    pool: asyncpg.Pool, workspace: str, status: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Ledger rows, newest first: each event's story for an operator."""
+    ws = await find_workspace_id(pool, workspace)
+    if ws is None:
+        return []
+    rows = await pool.fetch(
+        """
+        SELECT event_log_id AS log_id, event_type AS type, event_name AS name,
+            order_id, status, retry_count AS attempts,
+            COALESCE(error_message, ignore_reason) AS reason, event_date,
+            processed_at,
+            EXTRACT(EPOCH FROM processed_at - started_at) AS processing_seconds,
+            workflow_id
+        FROM event_queue
+        WHERE workspace_id = $1 AND ($2::text IS NULL OR status = $2)
+        ORDER BY event_log_id DESC LIMIT $3
+        """,
+        ws,
+        status,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def retry_events(
+    client: Client,
+    pool: asyncpg.Pool,
+    *,
+    workspace: str,
+    log_ids: list[int] | None,
+    task_queue: str,
+    baselinker_task_queue: str,
+) -> list[tuple[int, str]]:
+    """Run ledger entries again through Temporal (all failed ones when
+    `log_ids` is None), with fresh data from BaseLinker; (log_id, outcome)."""
+    ws = await find_workspace_id(pool, workspace)
+    if ws is None:
+        return []
+    rows = await pool.fetch(
+        """
+        SELECT event_log_id, payload FROM event_queue
+        WHERE workspace_id = $1 AND order_id IS NOT NULL
+          AND CASE WHEN $2::bigint[] IS NULL THEN status = 'failed'
+                   ELSE event_log_id = ANY($2::bigint[]) END
+        ORDER BY event_log_id
+        """,
+        ws,
+        log_ids,
+    )
+    outcomes = await asyncio.gather(
+        *(
+            _retry_one(
+                client, pool, ws, workspace, r, task_queue, baselinker_task_queue
+            )
+            for r in rows
+        )
+    )
+    return list(outcomes)
+
+
+async def _retry_one(
+    client: Client,
+    pool: asyncpg.Pool,
+    ws: Any,
+    workspace: str,
+    row: asyncpg.Record,
+    task_queue: str,
+    baselinker_task_queue: str,
+) -> tuple[int, str]:
+    entry = JournalEntry.model_validate(row["payload"])
+    await pool.execute(
+        """
+        UPDATE event_queue SET status = 'pending', error_message = NULL,
+            processed_at = NULL, updated_at = NOW()
+        WHERE workspace_id = $1 AND event_log_id = $2
+        """,
+        ws,
+        entry.log_id,
+    )
+    try:
+        result = await client.execute_workflow(
+            OrderEvent.run,
+            OrderEventInput(
+                workspace=workspace,
+                entry=entry,
+                baselinker_task_queue=baselinker_task_queue,
+                refetch=True,
+            ),
+            id=order_event_workflow_id(workspace, entry.log_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=order_event_search_attributes(workspace, entry),
+        )
+    except WorkflowFailureError as err:
+        cause = err.cause
+        return entry.log_id, f"failed: {getattr(cause, 'message', cause)}"
+    return entry.log_id, result.outcome
+
+
+async def start_backfill(
+    client: Client,
+    *,
+    workspace: str,
+    since: datetime,
+    task_queue: str,
+    baselinker_task_queue: str,
+) -> WorkflowHandle[Any, Any]:
+    """Start a Backfill from `since` (or find the one already running)."""
+    return await client.start_workflow(
+        Backfill.run,
+        BackfillInput(
+            workspace=workspace,
+            baselinker_task_queue=baselinker_task_queue,
+            since=since,
+            journal_window_start=datetime.now(UTC) - JOURNAL_RETENTION,
+        ),
+        id=backfill_workflow_id(workspace, int(since.timestamp())),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(search_attributes.WORKSPACE, workspace)]
+        ),
+    )
+
+
+async def backfill_progress(pool: asyncpg.Pool, workflow_id: str) -> dict[str, Any]:
+    """Pages, orders synced and failed so far, and whether it finished."""
+    row = await pool.fetchrow(
+        """
+        SELECT since, started_at, finished_at, pages, orders_synced,
+            orders_failed, last_error
+        FROM backfills WHERE workflow_id = $1
+        """,
+        workflow_id,
+    )
+    return dict(row) if row else {}

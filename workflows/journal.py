@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -14,6 +14,7 @@ from temporalio.common import (
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    ChildWorkflowError,
     FailureError,
     WorkflowAlreadyStartedError,
 )
@@ -31,7 +32,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderEventInput, OrderSnapshots, OrdersPageRequest
     from baselinker.models import JournalEntry
     from core import search_attributes as sa
-    from core.ids import order_event_workflow_id
+    from core.ids import backfill_workflow_id, order_event_workflow_id
+    from workflows.backfill import Backfill, BackfillInput
     from workflows.orders import OrderEvent
     from workflows.policies import (
         BASELINKER_CALL_TIMEOUT,
@@ -39,6 +41,14 @@ with workflow.unsafe.imports_passed_through():
         DATABASE_RETRY,
         DATABASE_TIMEOUT,
     )
+
+
+#: How long BaseLinker keeps journal entries.
+JOURNAL_RETENTION = timedelta(days=3)
+#: Start a backfill this much before the journal could have lost anything.
+GAP_MARGIN = timedelta(hours=1)
+#: Executions started before gap detection existed replay without it.
+GAP_BACKFILL_PATCH = "journal-gap-backfill"
 
 
 class PollerInput(BaseModel):
@@ -52,6 +62,10 @@ class PollerInput(BaseModel):
     paused: bool = False
     pause_reason: str | None = None
     batches: int = 0
+    #: When the journal was last read; a long silence means a gap to backfill.
+    last_polled_at: datetime | None = None
+    #: On a first start, how many days of history to backfill (0: none).
+    initial_backfill_days: float = 0.0
 
 
 class PollerState(BaseModel):
@@ -64,6 +78,8 @@ class PollerState(BaseModel):
     batches: int
     last_batch_size: int
     polling: bool
+    last_polled_at: datetime | None = None
+    backfilling: bool = False
 
 
 @workflow.defn
@@ -87,6 +103,7 @@ class JournalPoller:
             batches=params.batches,
             last_batch_size=0,
             polling=False,
+            last_polled_at=params.last_polled_at,
         )
 
     @workflow.run
@@ -101,8 +118,14 @@ class JournalPoller:
             )
             cursor = stored.cursor
             self._state.cursor = cursor
+            self._state.last_polled_at = stored.last_polled_at
             if stored.paused:
                 self._paused, self._pause_reason = True, stored.pause_reason
+
+        if not self._paused and workflow.patched(GAP_BACKFILL_PATCH):
+            since = self._gap_start(params, cursor)
+            if since is not None:
+                await self._backfill(params, since)
 
         if self._paused:
             await self._save(params, cursor, 0)
@@ -135,6 +158,7 @@ class JournalPoller:
                     "paused": self._paused,
                     "pause_reason": self._pause_reason,
                     "batches": params.batches + 1,
+                    "last_polled_at": self._state.last_polled_at,
                 }
             )
         )
@@ -184,6 +208,7 @@ class JournalPoller:
                 extra={"workspace": params.workspace, "reason": self._pause_reason},
             )
             return cursor, 0, False
+        self._state.last_polled_at = workflow.now()
         if not page.entries and not page.unreadable:
             return cursor, 0, page.full
 
@@ -268,6 +293,57 @@ class JournalPoller:
                 return
             wanted = result.remaining
 
+    def _gap_start(self, params: PollerInput, cursor: int) -> datetime | None:
+        """Where a backfill must start, or None when the journal has it all.
+
+        The journal keeps 3 days: a poller silent for (almost) that long, or
+        a first start on an account with history, would miss orders.
+        """
+        now = workflow.now()
+        last = self._state.last_polled_at
+        if last is None:
+            if cursor == 0 and params.initial_backfill_days > 0:
+                return now - timedelta(days=params.initial_backfill_days)
+            return None
+        if now - last > JOURNAL_RETENTION - GAP_MARGIN:
+            return last - GAP_MARGIN
+        return None
+
+    async def _backfill(self, params: PollerInput, since: datetime) -> None:
+        """Run a Backfill from `since` and wait for it; pause if it fails."""
+        self._state.backfilling = True
+        since_unix = int(since.timestamp())
+        try:
+            await workflow.execute_child_workflow(
+                Backfill.run,
+                BackfillInput(
+                    workspace=params.workspace,
+                    baselinker_task_queue=params.baselinker_task_queue,
+                    since=since,
+                    journal_window_start=workflow.now() - JOURNAL_RETENTION,
+                ),
+                id=backfill_workflow_id(params.workspace, since_unix),
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(sa.WORKSPACE, params.workspace)]
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            # The same backfill started by an operator is already running.
+            pass
+        except ChildWorkflowError as err:
+            self._paused = True
+            self._pause_reason = (
+                f"backfill since {since.isoformat()} failed ({err.cause}); run "
+                f"`starter.py backfill --since {since.date()}`, then `resume`"
+            )
+            workflow.logger.error(
+                "backfill failed; polling paused",
+                extra={"workspace": params.workspace, "reason": self._pause_reason},
+            )
+        # Whatever the outcome, the gap is dealt with: do not trigger it again.
+        self._state.last_polled_at = workflow.now()
+        self._state.backfilling = False
+
     async def _start_child(self, params: PollerInput, entry: JournalEntry) -> None:
         assert entry.order_id is not None
         # The same entry seen again (a re-read or a replayed batch): the first
@@ -283,13 +359,8 @@ class JournalPoller:
                 id=order_event_workflow_id(params.workspace, entry.log_id),
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.WORKSPACE, params.workspace),
-                        SearchAttributePair(sa.BASELINKER_ORDER_ID, entry.order_id),
-                        SearchAttributePair(sa.JOURNAL_LOG_TYPE, entry.log_type),
-                        SearchAttributePair(sa.JOURNAL_EVENT, entry.event_name),
-                    ]
+                search_attributes=sa.order_event_search_attributes(
+                    params.workspace, entry
                 ),
             )
 
@@ -306,6 +377,7 @@ class JournalPoller:
                 batch_size=size,
                 paused=self._paused,
                 pause_reason=self._pause_reason,
+                last_polled_at=self._state.last_polled_at,
             ),
             start_to_close_timeout=DATABASE_TIMEOUT,
             retry_policy=DATABASE_RETRY,

@@ -7,8 +7,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.documents import DocumentsRequest, OrderDocuments
+    from activities.documents import (
+        DOCUMENTS_BY_TYPE,
+        DocumentsRequest,
+        OrderDocuments,
+    )
     from activities.orders import (
+        RELATED_ORDER_TYPES,
         FailureReport,
         Need,
         OrderEventInput,
@@ -57,6 +62,8 @@ class OrderEvent:
 
     async def _process(self, event: OrderEventInput) -> ProcessResult:
         request = ProcessRequest(event=event)
+        if event.refetch:
+            await asyncio.gather(*(self._fetch(event, n) for n in _everything(event)))
         for _ in range(MAX_ROUNDS):
             result = await workflow.execute_activity_method(
                 OrderStore.process_order_event,
@@ -106,6 +113,20 @@ class OrderEvent:
         await workflow.execute_activity_method(
             OrderDocuments.sync_order_documents, documents, **options
         )
+
+
+def _everything(event: OrderEventInput) -> list[Need]:
+    """All BaseLinker data an entry reads, for a retry with fresh data."""
+    entry = event.entry
+    assert entry.order_id is not None
+    needs = [Need(kind="snapshot", order_id=entry.order_id)]
+    if entry.log_type in RELATED_ORDER_TYPES and entry.object_id is not None:
+        needs.append(Need(kind="snapshot", order_id=entry.object_id))
+    needs += [
+        Need(kind=kind, order_id=entry.order_id)
+        for kind in DOCUMENTS_BY_TYPE.get(entry.log_type, ())
+    ]
+    return needs
 
 
 def _reason(err: ActivityError) -> str:

@@ -1,7 +1,7 @@
 """Order activities: snapshots from BaseLinker, and their upsert into PostgreSQL."""
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -225,7 +225,7 @@ class OrderStore:
             names = {}
         async with self._pool.acquire() as conn, conn.transaction():
             applied = await apply_order(
-                conn, ws, orders[order_id], main, names, Claim(log_id=entry.log_id)
+                conn, ws, orders[order_id], main, names, _claim_for(entry)
             )
             if related is not None and related in orders:
                 await _apply_related(conn, ws, entry, orders[related], snapshots, names)
@@ -385,9 +385,14 @@ class AppliedOrder:
 
 @dataclass(frozen=True)
 class Claim:
-    """Who claims an order's one-time reactions, and whether they are muted."""
+    """Who claims an order's one-time reactions, and whether they are muted.
+
+    The owner is the journal entry and the workflow processing it: a retried
+    activity is still the owner, a duplicate delivery of the entry is not.
+    """
 
     log_id: int
+    workflow_id: str | None = None
     suppressed: str | None = None
 
 
@@ -440,8 +445,8 @@ async def _apply_related(
     snapshot = snapshots[order.order_id]
     assert snapshot is not None
     link = "split_from" if entry.log_type == SPLIT else "copied_from"
-    suppressed = f"{link} {entry.order_id}"
-    await apply_order(conn, ws, order, snapshot, names, Claim(entry.log_id, suppressed))
+    claim = replace(_claim_for(entry), suppressed=f"{link} {entry.order_id}")
+    await apply_order(conn, ws, order, snapshot, names, claim)
     await conn.execute(
         f"""
         UPDATE orders SET {link}_order_id_base = $3
@@ -487,26 +492,32 @@ async def _claim(
     await conn.execute(
         """
         INSERT INTO reactions (workspace_id, kind, subject, owner_log_id,
-            suppressed_reason)
-        VALUES ($1, $2, $3, $4, $5)
+            owner_workflow_id, suppressed_reason)
+        VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (workspace_id, kind, subject) DO NOTHING
         """,
         ws,
         kind,
         subject,
         claim.log_id,
+        claim.workflow_id,
         claim.suppressed,
     )
     row = await conn.fetchrow(
         """
-        SELECT owner_log_id, suppressed_reason FROM reactions
+        SELECT owner_log_id, owner_workflow_id, suppressed_reason FROM reactions
         WHERE workspace_id = $1 AND kind = $2 AND subject = $3
         """,
         ws,
         kind,
         subject,
     )
-    return row["owner_log_id"] == claim.log_id and row["suppressed_reason"] is None
+    owner = (row["owner_log_id"], row["owner_workflow_id"])
+    return owner == (claim.log_id, claim.workflow_id) and not row["suppressed_reason"]
+
+
+def _claim_for(entry: JournalEntry) -> Claim:
+    return Claim(log_id=entry.log_id, workflow_id=activity.info().workflow_id)
 
 
 async def _live_packages(

@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS reactions (
   kind TEXT NOT NULL,
   subject TEXT NOT NULL,
   owner_log_id BIGINT NOT NULL,
+  owner_workflow_id TEXT,
   suppressed_reason TEXT,
   created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
   PRIMARY KEY (workspace_id, kind, subject)

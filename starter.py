@@ -348,13 +348,17 @@ async def _database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 def demo(
     orders: Annotated[int, typer.Option(min=1, max=20000)] = 200,
     seed: Annotated[int, typer.Option()] = 7,
+    offline_days: Annotated[
+        float,
+        typer.Option(min=0, max=30, help="Start with a cursor this many days old."),
+    ] = 0.0,
     as_json: AsJson = False,
 ) -> None:
     """Seed a simulated shop, process its journal, compare with its truth."""
     from core.demo import run_demo
 
     settings = _settings()
-    report = _run(lambda: run_demo(settings, orders, seed))
+    report = _run(lambda: run_demo(settings, orders, seed, offline_days))
     if as_json:
         print(json.dumps(report))
     else:

@@ -6,15 +6,22 @@ from tests.conftest import Pipeline
 
 
 async def test_small_scenario_matches_baselinker(pipeline: Pipeline) -> None:
-    """Every order of a small shop lands with its client, lines, status and total."""
-    pipeline.simulator.seed_scenario(orders=25)
+    """Every order of a small shop, with every kind of journal event, lands with
+    its client, lines, status, total, documents and links."""
+    pipeline.simulator.seed_scenario(orders=40)
     await pipeline.start_poller()
 
     counts = await pipeline.drain()
 
+    journal = pipeline.simulator.account.journal
     assert counts["failed"] == 0
-    assert counts["completed"] == len(pipeline.simulator.account.journal)
+    assert counts["completed"] + counts["ignored"] == len(journal)
     truth = pipeline.simulator.truth()
-    assert len(truth) == 25
-    assert await compare_with_truth(pipeline.pool, pipeline.workspace, truth) == []
+    full = pipeline.simulator.full_truth()
+    assert len(truth) + len(full["removed_order_ids"]) + len(
+        full["merged"]
+    ) == 40 + len(full["splits"]) + len(full["copies"])
+    assert (
+        await compare_with_truth(pipeline.pool, pipeline.workspace, truth, full) == []
+    )
     assert await ledger_counts(pipeline.pool, pipeline.workspace) == counts

@@ -23,8 +23,10 @@ from simulators.baselinker import (
     Clock,
     Order,
     OrderLine,
+    Player,
     generate_scenario,
     play,
+    scenario_journal_types,
 )
 from simulators.baselinker.state import FIRST_LOG_ID, FIRST_ORDER_ID
 
@@ -401,11 +403,12 @@ def test_scenario_is_deterministic() -> None:
 
 
 def test_scenario_payments_match_order_totals() -> None:
-    """Paid orders paid exactly sum(price x qty) + delivery; most orders are paid;
-    lines and quantities stay in range; some clients come back."""
+    """Limited to creations, payments and moves, paid orders paid exactly
+    sum(price x qty) + delivery; most orders are paid; lines and quantities
+    stay in range; some clients come back."""
     clock = Clock()
     account = Account(clock)
-    play(account, generate_scenario(5, 300, clock.now() - 3600))
+    play(account, generate_scenario(5, 300, clock.now() - 3600, types={1, 3, 18}))
     truth = account.truth()
 
     paid = 0
@@ -477,17 +480,20 @@ async def test_calls_are_counted(
 async def test_control_endpoints(
     sim: BaseLinkerSimulator, http: httpx.AsyncClient
 ) -> None:
-    """/_sim/seed plays a scenario, /_sim/truth shows it keyed by id, /_sim/clock
-    moves time, and a bad body is a 400."""
+    """/_sim/seed plays a scenario (limited to the journal types asked for),
+    /_sim/truth shows it keyed by id, /_sim/clock moves time, and a bad body
+    is a 400."""
     base = sim.url.replace("/connector.php", "/_sim")
 
-    seeded = (await http.post(f"{base}/seed", json={"seed": 7, "orders": 20})).json()
+    seed = {"seed": 7, "orders": 20, "types": [3, 18]}
+    seeded = (await http.post(f"{base}/seed", json=seed)).json()
     truth = (await http.get(f"{base}/truth")).json()
     before = sim.clock.now()
     moved = (await http.post(f"{base}/clock", json={"advance": 3600})).json()
     bad = await http.post(f"{base}/clock", json={"advance": "soon"})
 
     assert seeded["orders"] == 20
+    assert {entry.log_type for entry in sim.account.journal} <= {1, 3, 18}
     assert seeded["last_log_id"] == sim.account.last_log_id
     assert truth == {str(k): v for k, v in sim.truth().items()}
     assert moved["now"] >= before + 3600
@@ -532,3 +538,596 @@ async def test_standalone_serves_and_stops_on_sigterm(http: httpx.AsyncClient) -
     assert url.startswith("http://127.0.0.1:")
     assert len(response.json()["orders"]) == 5
     assert code == 0
+
+
+# Every journal type: documents, parcels, lines, order data and order links.
+
+
+def taxed_order(email: str = "ana.costa@gmail.com") -> Order:
+    """A two-line order with tax rates and a delivery price, for documents."""
+    lines = [
+        OrderLine(
+            product_id=3201001,
+            name="Whey Protein 900g",
+            price_brutto=Decimal("123.00"),
+            quantity=2,
+            sku="SUP-001",
+            ean="7891234000012",
+            tax_rate=23.0,
+        ),
+        OrderLine(
+            product_id=3201005,
+            name="Ômega 3",
+            price_brutto=Decimal("59.90"),
+            quantity=1,
+            sku="SUP-005",
+            tax_rate=0.0,
+        ),
+    ]
+    return Order(
+        products=lines,
+        email=email,
+        payment_method="PIX",
+        delivery_method="Correios SEDEX",
+        delivery_price=Decimal("25.00"),
+        delivery_fullname="Ana Costa",
+        delivery_address="Rua Augusta, 120",
+        delivery_city="São Paulo",
+        delivery_postcode="01304-000",
+        invoice_nip="529.982.247-25",
+    )
+
+
+async def logs_of(
+    http: httpx.AsyncClient, sim: BaseLinkerSimulator, order_id: int
+) -> list[tuple[int, int]]:
+    """(log_type, object_id) of an order's journal entries, oldest first."""
+    reply = await call(
+        http, sim, "getJournalList", {"last_log_id": 0, "order_id": order_id}
+    )
+    return [(log["log_type"], log["object_id"]) for log in reply["logs"]]
+
+
+async def order_on_wire(
+    http: httpx.AsyncClient, sim: BaseLinkerSimulator, order_id: int
+) -> dict[str, Any] | None:
+    """The order as getOrders returns it, or None when it is not returned."""
+    reply = await call(http, sim, "getOrders", {"order_id": order_id})
+    orders: list[dict[str, Any]] = reply["orders"]
+    return orders[0] if orders else None
+
+
+async def test_invoice_issue_edit_delete(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """An invoice (ids from 600001) copies the order's lines plus delivery with
+    netto from the tax rate; issuing, editing and deleting write types 7, 21
+    and 19 with the invoice as object; a deleted one is no longer listed."""
+    order_id = sim.account.create_order(taxed_order())
+
+    invoice_id = sim.account.issue_invoice(order_id)
+    issued = await call(http, sim, "getInvoices", {"order_id": order_id})
+    sim.account.edit_invoice(invoice_id, changes={"invoice_address": "Rua B, 9"})
+    edited = await call(http, sim, "getInvoices", {"invoice_id": invoice_id})
+    sim.account.delete_invoice(invoice_id)
+    deleted = await call(http, sim, "getInvoices", {"order_id": order_id})
+
+    assert invoice_id == 600_001
+    (invoice,) = issued["invoices"]
+    assert invoice["invoice_id"] == invoice_id
+    assert invoice["type"] == "normal"
+    assert re.fullmatch(r"FV 1/\d{1,2}/\d{4}", invoice["number"])
+    assert invoice["number"] == f"FV 1/{invoice['month']}/{invoice['year']}"
+    assert invoice["total_price_brutto"] == "330.90"
+    assert invoice["total_price_netto"] == "284.90"
+    assert invoice["invoice_fullname"] == "Ana Costa"
+    assert invoice["invoice_nip"] == "529.982.247-25"
+    assert [i["price_netto"] for i in invoice["items"]] == ["100.00", "59.90", "25.00"]
+    assert set(invoice["items"][0]) == {
+        "name", "sku", "ean", "price_brutto", "price_netto", "tax_rate", "quantity"
+    }  # fmt: skip
+    assert edited["invoices"][0]["invoice_address"] == "Rua B, 9"
+    assert deleted["invoices"] == []
+    assert (await logs_of(http, sim, order_id))[1:] == [
+        (7, invoice_id),
+        (21, invoice_id),
+        (19, invoice_id),
+    ]
+
+
+async def test_invoice_numbers_count_per_month(sim: BaseLinkerSimulator) -> None:
+    """Invoice numbers restart at 1 each month and count up within it."""
+    order_id = sim.account.create_order(taxed_order())
+    january = datetime(2026, 1, 20, 12, tzinfo=ZoneInfo("America/Sao_Paulo"))
+
+    numbers = [
+        sim.account.invoices[sim.account.issue_invoice(order_id, at=at)].number
+        for at in (
+            january.timestamp(),
+            january.timestamp() + 60,
+            january.timestamp() + 20 * DAY,
+        )
+    ]
+
+    assert numbers == ["FV 1/1/2026", "FV 2/1/2026", "FV 1/2/2026"]
+
+
+async def test_get_invoices_filters(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """getInvoices filters by invoice_id, order_id, id_from, date_from and
+    series_id, and pages ascending by id, 100 at most."""
+    now = sim.clock.now()
+    first = sim.account.create_order(taxed_order())
+    second = sim.account.create_order(taxed_order())
+    old = sim.account.issue_invoice(first, at=now - 600)
+    ids = [sim.account.issue_invoice(second) for _ in range(104)]
+
+    async def listed(**params: Any) -> list[int]:
+        reply = await call(http, sim, "getInvoices", params)
+        return [invoice["invoice_id"] for invoice in reply["invoices"]]
+
+    assert await listed() == [old, *ids[:99]]
+    assert await listed(id_from=ids[50]) == ids[50:]
+    assert await listed(invoice_id=ids[3]) == [ids[3]]
+    assert await listed(order_id=first) == [old]
+    assert (await listed(date_from=int(now) - 10))[0] == ids[0]
+    assert await listed(series_id=1015, order_id=first) == [old]
+    assert await listed(series_id=1) == []
+
+
+async def test_receipts_issue_delete_and_filters(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """Receipts (ids from 800001, numbered like "1/11/2026/P") write types 8
+    and 20; getReceipts filters by id_from, date_from, date_to and series_id
+    and leaves deleted ones out."""
+    now = sim.clock.now()
+    order_id = sim.account.create_order(taxed_order())
+    early = sim.account.issue_receipt(order_id, at=now - 600)
+    late = sim.account.issue_receipt(order_id)
+    gone = sim.account.issue_receipt(order_id)
+    sim.account.delete_receipt(gone)
+
+    async def listed(**params: Any) -> list[int]:
+        reply = await call(http, sim, "getReceipts", params)
+        return [receipt["receipt_id"] for receipt in reply["receipts"]]
+
+    everything = await call(http, sim, "getReceipts", {})
+    receipt = everything["receipts"][0]
+    assert early == 800_001
+    assert await listed() == [early, late]
+    assert await listed(id_from=late) == [late]
+    assert await listed(date_from=int(now) - 10) == [late]
+    assert await listed(date_to=int(now) - 10) == [early]
+    assert await listed(series_id=2030) == [early, late]
+    assert await listed(series_id=1) == []
+    assert receipt["receipt_full_nr"] == (
+        f"{receipt['sub_id']}/{receipt['month']}/{receipt['year']}/P"
+    )
+    assert receipt["nip"] == "529.982.247-25"
+    assert [p["price_brutto"] for p in receipt["products"]] == [
+        "123.00",
+        "59.90",
+        "25.00",
+    ]
+    assert (await logs_of(http, sim, order_id))[1:] == [
+        (8, early),
+        (8, late),
+        (8, gone),
+        (20, gone),
+    ]
+
+
+async def test_get_receipt_by_id_or_order(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """getReceipt gives the newest live receipt at the envelope's top level, by
+    receipt_id or order_id; none is ERROR_RECEIPT_NOT_FOUND; neither parameter
+    is ERROR_PARAMETERS."""
+    order_id = sim.account.create_order(taxed_order())
+    other = sim.account.create_order(taxed_order())
+    older = sim.account.issue_receipt(order_id)
+    newer = sim.account.issue_receipt(order_id)
+    sim.account.delete_receipt(newer)
+
+    by_order = await call(http, sim, "getReceipt", {"order_id": order_id})
+    by_id = await call(http, sim, "getReceipt", {"receipt_id": older})
+    deleted = await call(http, sim, "getReceipt", {"receipt_id": newer})
+    none = await call(http, sim, "getReceipt", {"order_id": other})
+    neither = await call(http, sim, "getReceipt", {})
+
+    assert by_order == {"status": "SUCCESS", **sim.account.receipts[older].to_dict()}
+    assert by_id == by_order
+    not_found = {
+        "status": "ERROR",
+        "error_code": "ERROR_RECEIPT_NOT_FOUND",
+        "error_message": "Receipt not found",
+    }
+    assert deleted == not_found
+    assert none == not_found
+    assert neither["error_code"] == "ERROR_PARAMETERS"
+
+
+async def test_packages_create_track_delete(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """A package (ids from 300001) gets a courier tracking number; creating,
+    tracking and deleting write types 9, 22 and 10 with the package as
+    object; getOrderPackages shows the newest status and omits deleted ones."""
+    order_id = sim.account.create_order(taxed_order())
+    correios = sim.account.create_package(order_id)
+    jadlog = sim.account.create_package(order_id, "jadlog")
+    sim.account.set_package_status(correios, 2)
+    sim.account.set_package_status(correios, 5)
+    listed = await call(http, sim, "getOrderPackages", {"order_id": order_id})
+    sim.account.delete_package(jadlog)
+    after = await call(http, sim, "getOrderPackages", {"order_id": order_id})
+    missing = await call(http, sim, "getOrderPackages", {})
+
+    assert correios == 300_001
+    first, second = listed["packages"]
+    assert set(first) == {
+        "package_id", "courier_package_nr", "courier_inner_number",
+        "courier_code", "courier_other_name", "tracking_status_date",
+        "tracking_delivery_days", "tracking_status", "package_type",
+        "tracking_url",
+    }  # fmt: skip
+    assert re.fullmatch(r"[A-Z]{2}\d{9}BR", first["courier_package_nr"])
+    assert first["courier_package_nr"] in first["tracking_url"]
+    assert (first["courier_code"], first["tracking_status"]) == ("correios", 5)
+    assert (second["courier_code"], second["tracking_status"]) == ("jadlog", 1)
+    assert [p["package_id"] for p in after["packages"]] == [correios]
+    assert missing["error_code"] == "ERROR_PARAMETERS"
+    assert (await logs_of(http, sim, order_id))[1:] == [
+        (9, correios),
+        (9, jadlog),
+        (22, correios),
+        (22, correios),
+        (10, jadlog),
+    ]
+    with pytest.raises(ValueError, match="courier"):
+        sim.account.create_package(order_id, "dhl")
+    with pytest.raises(ValueError, match="tracking status"):
+        sim.account.set_package_status(correios, 12)
+
+
+async def test_packages_status_history(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """getCourierPackagesStatusHistory lists each package's steps keyed by its
+    id; unknown ids are left out; a missing list or one over 100 ids is
+    ERROR_PARAMETERS."""
+    order_id = sim.account.create_order(taxed_order())
+    package_id = sim.account.create_package(order_id, "loggi")
+    for status in (2, 11, 4):
+        sim.account.set_package_status(package_id, status)
+
+    reply = await call(
+        http,
+        sim,
+        "getCourierPackagesStatusHistory",
+        {"package_ids": [package_id, 999]},
+    )
+    too_many = await call(
+        http, sim, "getCourierPackagesStatusHistory", {"package_ids": [1] * 101}
+    )
+    missing = await call(http, sim, "getCourierPackagesStatusHistory", {})
+
+    history = reply["packages_history"]
+    assert list(history) == [str(package_id)]
+    steps = history[str(package_id)]
+    assert [step["tracking_status"] for step in steps] == [1, 2, 11, 4]
+    assert steps[-1]["courier_status_code"] == "out_for_delivery"
+    assert set(steps[0]) == {
+        "tracking_status_date",
+        "courier_status_code",
+        "tracking_status",
+    }
+    assert too_many["error_code"] == "ERROR_PARAMETERS"
+    assert missing["error_code"] == "ERROR_PARAMETERS"
+
+
+async def test_product_lines_added_edited_removed(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """Adding, editing and removing a line write types 12 and 13 with object 0
+    and 14 with the removed line, and getOrders shows the lines as changed."""
+    order_id = sim.account.create_order(taxed_order())
+    first = sim.account.orders[order_id].products[0].order_product_id
+    extra = OrderLine(
+        product_id=3201010,
+        name="Glutamina 300g",
+        price_brutto=Decimal("79.90"),
+        quantity=1,
+    )
+
+    added = sim.account.add_product(order_id, extra)
+    sim.account.edit_product(order_id, added, quantity=3, price_brutto=Decimal("70"))
+    sim.account.remove_product(order_id, first)
+    wire = await order_on_wire(http, sim, order_id)
+
+    assert wire is not None
+    lines = {p["order_product_id"]: p for p in wire["products"]}
+    assert first not in lines
+    assert (lines[added]["quantity"], lines[added]["price_brutto"]) == (3, "70.00")
+    assert (await logs_of(http, sim, order_id))[1:] == [(12, 0), (13, 0), (14, first)]
+    with pytest.raises(KeyError):
+        sim.account.edit_product(order_id, first, quantity=1)
+    with pytest.raises(ValueError, match="quantity"):
+        sim.account.edit_product(order_id, added, quantity=0)
+
+
+async def test_order_data_edits_dof_and_blacklist(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """Delivery and order data edits (types 11, 16) change getOrders; the DOF
+    download (2) and blacklisting (15) change no order data."""
+    order_id = sim.account.create_order(taxed_order())
+
+    sim.account.edit_delivery(order_id, changes={"delivery_city": "Campinas"})
+    sim.account.edit_order_data(order_id, changes={"invoice_nip": "52998224725"})
+    before = await order_on_wire(http, sim, order_id)
+    sim.account.download_dof(order_id)
+    sim.account.blacklist_buyer(order_id)
+    sim.account.edit_delivery(order_id)
+    after = await order_on_wire(http, sim, order_id)
+
+    assert before is not None and after is not None
+    assert before["delivery_city"] == "Campinas"
+    assert before["invoice_nip"] == "52998224725"
+    assert after["delivery_address"] != before["delivery_address"]
+    assert (await logs_of(http, sim, order_id))[1:] == [
+        (11, 0),
+        (16, 0),
+        (2, 0),
+        (15, 0),
+        (11, 0),
+    ]
+    assert sim.full_truth()["blacklisted_order_ids"] == [order_id]
+    with pytest.raises(ValueError, match="cannot be edited"):
+        sim.account.edit_order_data(order_id, changes={"order_id": "1"})
+
+
+async def test_removed_order_is_gone_but_keeps_documents(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """Removal writes type 4 with object 0; getOrders no longer returns the
+    order, its invoice stays, and further mutations on it raise KeyError."""
+    order_id = sim.account.create_order(taxed_order())
+    invoice_id = sim.account.issue_invoice(order_id)
+
+    sim.account.remove_order(order_id)
+    invoices = await call(http, sim, "getInvoices", {"order_id": order_id})
+
+    assert await order_on_wire(http, sim, order_id) is None
+    assert [i["invoice_id"] for i in invoices["invoices"]] == [invoice_id]
+    assert (await logs_of(http, sim, order_id))[-1] == (4, 0)
+    assert sim.full_truth()["removed_order_ids"] == [order_id]
+    with pytest.raises(KeyError):
+        sim.account.change_status(order_id, 1003)
+    with pytest.raises(KeyError):
+        sim.account.issue_receipt(order_id)
+
+
+async def test_merge_moves_lines_to_the_survivor(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """Merging writes type 5 on the survivor with the merged order as object;
+    the merged lines join the survivor under new ids and the merged order is
+    gone; an order with documents cannot be merged away."""
+    survivor = sim.account.create_order(taxed_order())
+    merged = sim.account.create_order(new_order("ana.costa@gmail.com"))
+    old_line = sim.account.orders[merged].products[0].order_product_id
+    invoiced = sim.account.create_order(taxed_order())
+    sim.account.issue_invoice(invoiced)
+
+    sim.account.merge_orders(survivor, merged)
+    wire = await order_on_wire(http, sim, survivor)
+
+    assert wire is not None
+    assert [p["name"] for p in wire["products"]][-1] == "Creatina 300g"
+    assert old_line not in {p["order_product_id"] for p in wire["products"]}
+    assert await order_on_wire(http, sim, merged) is None
+    assert (await logs_of(http, sim, survivor))[-1] == (5, merged)
+    assert sim.full_truth()["merged"] == {merged: survivor}
+    with pytest.raises(ValueError, match="documents"):
+        sim.account.merge_orders(survivor, invoiced)
+    with pytest.raises(KeyError):
+        sim.account.merge_orders(survivor, merged)
+
+
+async def test_split_moves_lines_to_a_new_order(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """Splitting writes type 6 on the original with the new order as object;
+    the chosen lines move to a new order of the same buyer, which has no
+    journal entry of its own; a split must leave a line behind."""
+    order_id = sim.account.create_order(taxed_order())
+    first, second = (p.order_product_id for p in sim.account.orders[order_id].products)
+
+    new_id = sim.account.split_order(order_id, [second])
+    original = await order_on_wire(http, sim, order_id)
+    split = await order_on_wire(http, sim, new_id)
+
+    assert original is not None and split is not None
+    assert [p["order_product_id"] for p in original["products"]] == [first]
+    assert [p["name"] for p in split["products"]] == ["Ômega 3"]
+    assert split["products"][0]["order_product_id"] != second
+    assert (split["email"], split["invoice_nip"]) == (
+        original["email"],
+        original["invoice_nip"],
+    )
+    assert split["payment_done"] == "0.00"
+    assert (await logs_of(http, sim, order_id))[-1] == (6, new_id)
+    assert await logs_of(http, sim, new_id) == []
+    assert sim.full_truth()["splits"] == {new_id: order_id}
+    with pytest.raises(ValueError, match="at least one line"):
+        sim.account.split_order(order_id, [first])
+    with pytest.raises(ValueError, match="not all on"):
+        sim.account.split_order(order_id, [first, 1])
+
+
+async def test_copy_makes_a_new_unpaid_order(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """Copying writes type 17 on the original with the copy as object; the copy
+    has the buyer and the lines under new ids, is unpaid, and has no journal
+    entry of its own."""
+    order_id = sim.account.create_order(taxed_order())
+    sim.account.add_payment(order_id, Decimal("330.90"))
+
+    copy_id = sim.account.copy_order(order_id)
+    original = await order_on_wire(http, sim, order_id)
+    copy = await order_on_wire(http, sim, copy_id)
+
+    assert original is not None and copy is not None
+    assert copy["email"] == original["email"]
+    assert [p["name"] for p in copy["products"]] == [
+        p["name"] for p in original["products"]
+    ]
+    original_lines = {p["order_product_id"] for p in original["products"]}
+    assert original_lines.isdisjoint(p["order_product_id"] for p in copy["products"])
+    assert copy["payment_done"] == "0.00"
+    assert (await logs_of(http, sim, order_id))[-1] == (17, copy_id)
+    assert await logs_of(http, sim, copy_id) == []
+    assert sim.full_truth()["copies"] == {copy_id: order_id}
+
+
+async def test_journal_disorder_shuffles_and_repeats(
+    make_sim: SimFactory, http: httpx.AsyncClient
+) -> None:
+    """With journal disorder on, a page holds the same entries as without (at
+    most 100 distinct, from the cursor on) but shuffled, some of them twice."""
+    sim = await make_sim(journal_disorder=True, seed=4)
+    for _ in range(250):
+        sim.account.add_journal_entry(18, FIRST_ORDER_ID, 1003)
+    cursor = FIRST_LOG_ID + 20
+    expected = [e.log_id for e in sim.account.query_journal(cursor)]
+
+    async def read_page() -> list[int]:
+        reply = await call(http, sim, "getJournalList", {"last_log_id": cursor})
+        return [log["log_id"] for log in reply["logs"]]
+
+    pages = [await read_page() for _ in range(3)]
+    sim.journal_disorder = False
+    ordered = await read_page()
+
+    assert len(expected) == 100
+    for page in pages:
+        assert set(page) == set(expected)
+        assert page != sorted(page)
+        assert 100 < len(page) < 140
+    assert pages[0] != pages[1]
+    assert ordered == expected
+
+
+def test_scenario_covers_every_journal_type() -> None:
+    """300 orders of the full mix write every journal type 1..21 (22 too, when
+    parcels move), and play without skipping a single action."""
+    clock = Clock()
+    actions = generate_scenario(1, 300, clock.now() - 3600)
+    account = Account(clock)
+    player = Player(account)
+    for action in actions:
+        player.apply(action)
+
+    played = {entry.log_type for entry in account.journal}
+    assert scenario_journal_types(actions) >= set(range(1, 22))
+    assert played >= set(range(1, 22))
+    assert player.skipped == 0
+
+
+def test_scenario_types_limit_what_is_generated() -> None:
+    """types keeps only the named journal types (1 always); limited to 1, 3 and
+    18, the orders, payments and moves are those of the full mix, but for the
+    moves of orders the full mix merges away before they move."""
+    start = 1_750_000_000.0
+    limited = generate_scenario(9, 80, start, types={3, 18})
+    full = generate_scenario(9, 80, start)
+    invoices_only = generate_scenario(9, 80, start, types=[7])
+
+    merged = {a.other for a in full if a.kind == "merge_orders"}
+    assert merged
+    assert scenario_journal_types(limited) == {1, 3, 18}
+    assert scenario_journal_types(invoices_only) == {1, 7}
+    core = [a for a in full if a.kind in ("create_order", "payment", "status")]
+    assert [a for a in limited if not (a.kind == "status" and a.ref in merged)] == core
+
+
+def test_full_scenario_is_deterministic() -> None:
+    """The same seed plays to the same full truth (documents and links
+    included); another seed differs."""
+    start = 1_750_000_000.0
+    truths = []
+    for seed in (21, 21, 22):
+        account = Account(Clock())
+        play(account, generate_scenario(seed, 150, start, anomalies=True))
+        truths.append(account.full_truth())
+
+    assert truths[0] == truths[1]
+    assert truths[0] != truths[2]
+    assert truths[0]["invoices"] and truths[0]["packages"]
+
+
+async def test_full_truth_is_consistent(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """After a full scenario, documents belong to existing or removed orders,
+    deleted ids are absent from the live maps, merged, removed and linked
+    orders agree with the orders, and /_sim/full_truth serves the same."""
+    sim.seed_scenario(seed=1, orders=300)
+    full = sim.full_truth()
+    orders = set(full["orders"])
+    removed = set(full["removed_order_ids"])
+
+    for kind in ("invoices", "receipts", "packages"):
+        owners = {document["order_id"] for document in full[kind].values()}
+        assert owners <= orders | removed, kind
+        deleted = set(full[f"deleted_{kind[:-1]}_ids"])
+        assert deleted and deleted.isdisjoint(full[kind]), kind
+    assert full["merged"] and set(full["merged"]).isdisjoint(orders | removed)
+    assert set(full["merged"].values()) <= orders | removed
+    assert full["splits"] and set(full["splits"]) <= orders | removed
+    assert full["copies"] and set(full["copies"]) <= orders | removed
+    assert removed and removed.isdisjoint(orders)
+    assert set(full["blacklisted_order_ids"]) <= orders | removed
+    assert all(
+        re.fullmatch(r"FV \d+/\d+/\d{4}", i["number"])
+        for i in full["invoices"].values()
+    )
+
+    served = (
+        await http.get(sim.url.replace("connector.php", "_sim/full_truth"))
+    ).json()
+    assert served["orders"] == {str(k): v for k, v in full["orders"].items()}
+    assert served["invoices"] == {str(k): v for k, v in full["invoices"].items()}
+    assert served["merged"] == {str(k): v for k, v in full["merged"].items()}
+    assert served["removed_order_ids"] == full["removed_order_ids"]
+
+
+async def test_drift_on_documents_keeps_meaning(
+    make_sim: SimFactory, http: httpx.AsyncClient
+) -> None:
+    """With drift on, invoices, receipts and packages arrive in mixed types that
+    still say what the full truth says."""
+    sim = await make_sim(drift=True, seed=5)
+    sim.seed_scenario(seed=5, orders=60)
+    full = sim.full_truth()
+    package_id, package = next(iter(full["packages"].items()))
+
+    invoices = await call(http, sim, "getInvoices", {})
+    receipts = await call(http, sim, "getReceipts", {})
+    packages = await call(
+        http, sim, "getOrderPackages", {"order_id": package["order_id"]}
+    )
+
+    assert invoices["invoices"] and receipts["receipts"]
+    for wire in invoices["invoices"]:
+        assert same_meaning(wire, full["invoices"][int(wire["invoice_id"])])
+    for wire in receipts["receipts"]:
+        assert same_meaning(wire, full["receipts"][int(wire["receipt_id"])])
+    types = {type(i["invoice_id"]) for i in invoices["invoices"]}
+    assert types == {int, str}
+    mine = [p for p in packages["packages"] if int(p["package_id"]) == package_id]
+    assert same_meaning(mine[0], sim.account.packages[package_id].to_dict())

@@ -26,6 +26,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--anomalies", action="store_true", help="seed anomalies")
     parser.add_argument("--live", action="store_true", help="play a live shop")
     parser.add_argument("--no-drift", action="store_true", help="canonical types")
+    parser.add_argument(
+        "--disorder",
+        action="store_true",
+        help="journal pages shuffled, some entries twice",
+    )
+    parser.add_argument(
+        "--types",
+        type=lambda text: [int(t) for t in text.split(",") if t],
+        default=None,
+        help="journal types to generate, comma-separated (default: all)",
+    )
     parser.add_argument("--rpm", type=int, default=100, help="requests per minute")
     return parser.parse_args(argv)
 
@@ -37,6 +48,7 @@ async def serve(args: argparse.Namespace) -> None:
         requests_per_minute=args.rpm,
         seed=args.seed,
         drift=not args.no_drift,
+        journal_disorder=args.disorder,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -44,9 +56,11 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     url = await sim.start(args.host, args.port)
     if args.orders:
-        sim.seed_scenario(orders=args.orders, anomalies=args.anomalies)
+        sim.seed_scenario(
+            orders=args.orders, anomalies=args.anomalies, types=args.types
+        )
     print(url, flush=True)
-    live = asyncio.create_task(sim.run_live()) if args.live else None
+    live = asyncio.create_task(sim.run_live(types=args.types)) if args.live else None
     await stop.wait()
     if live is not None:
         live.cancel()

@@ -26,6 +26,16 @@ ID_FIELDS = frozenset(
         "variant_id",
         "warehouse_id",
         "bundle_id",
+        "invoice_id",
+        "receipt_id",
+        "package_id",
+        "series_id",
+        "sub_id",
+        "month",
+        "year",
+        "correcting_to_invoice_id",
+        "tracking_status",
+        "tracking_delivery_days",
     }
 )
 # Ids that mean "none" when zero and then may come as "".
@@ -38,13 +48,40 @@ OPTIONAL_ID_FIELDS = frozenset(
         "variant_id",
         "warehouse_id",
         "bundle_id",
+        "correcting_to_invoice_id",
     }
 )
-DATE_FIELDS = frozenset({"date", "date_add", "date_confirmed", "date_in_status"})
-FLAG_FIELDS = frozenset(
-    {"confirmed", "payment_method_cod", "want_invoice", "pick_state", "pack_state"}
+DATE_FIELDS = frozenset(
+    {
+        "date",
+        "date_add",
+        "date_confirmed",
+        "date_in_status",
+        "date_sell",
+        "date_pay_to",
+        "tracking_status_date",
+    }
 )
-MONEY_FIELDS = frozenset({"payment_done", "delivery_price", "price_brutto"})
+FLAG_FIELDS = frozenset(
+    {
+        "confirmed",
+        "payment_method_cod",
+        "want_invoice",
+        "pick_state",
+        "pack_state",
+        "correcting_items",
+    }
+)
+MONEY_FIELDS = frozenset(
+    {
+        "payment_done",
+        "delivery_price",
+        "price_brutto",
+        "price_netto",
+        "total_price_brutto",
+        "total_price_netto",
+    }
+)
 NUMBER_FIELDS = frozenset({"quantity", "tax_rate", "weight"})
 
 

@@ -1,24 +1,76 @@
 """Seeded scenarios for a Brazilian supplements and cosmetics shop on BaseLinker.
 
 A scenario is a time-sorted list of actions; play() applies them to an Account.
+After the sale an order may get documents, parcels, edits, a merge, a split...
+each action writes the journal entry BaseLinker would (see KIND_LOG_TYPES).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 import unicodedata
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from simulators.baselinker.state import CENT, Account, Clock, Order, OrderLine
 
 ActionKind = Literal[
-    "create_order", "payment", "status", "journal_entry", "forget_order"
+    "create_order",
+    "payment",
+    "status",
+    "journal_entry",
+    "forget_order",
+    "download_dof",
+    "remove_order",
+    "merge_orders",
+    "split_order",
+    "issue_invoice",
+    "issue_receipt",
+    "create_package",
+    "delete_package",
+    "edit_delivery",
+    "add_product",
+    "edit_product",
+    "remove_product",
+    "blacklist_buyer",
+    "edit_order_data",
+    "copy_order",
+    "delete_invoice",
+    "delete_receipt",
+    "edit_invoice",
+    "package_status",
 ]
+# The journal type each kind of action writes; a journal_entry writes its own
+# log_type and forget_order writes none.
+KIND_LOG_TYPES: dict[str, int] = {
+    "create_order": 1,
+    "download_dof": 2,
+    "payment": 3,
+    "remove_order": 4,
+    "merge_orders": 5,
+    "split_order": 6,
+    "issue_invoice": 7,
+    "issue_receipt": 8,
+    "create_package": 9,
+    "delete_package": 10,
+    "edit_delivery": 11,
+    "add_product": 12,
+    "edit_product": 13,
+    "remove_product": 14,
+    "blacklist_buyer": 15,
+    "edit_order_data": 16,
+    "copy_order": 17,
+    "status": 18,
+    "delete_invoice": 19,
+    "delete_receipt": 20,
+    "edit_invoice": 21,
+    "package_status": 22,
+}
 
 REPEAT_CLIENT_SHARE = 0.35
 NO_CONTACT_SHARE = 0.02
@@ -33,6 +85,44 @@ UNKNOWN_LOG_TYPE = 99
 ORPHAN_LOG_TYPE = 16
 PAID_PATH = (1003, 1004, 1005, 1006)
 CANCELLED = 1007
+
+# After the sale, shares of all orders (documents go to paid orders only).
+DOF_SHARE = 0.05
+LINE_EDIT_SHARE = 0.10
+DELIVERY_EDIT_SHARE = 0.10
+ORDER_DATA_EDIT_SHARE = 0.05
+COPY_SHARE = 0.02
+BLACKLIST_SHARE = 0.01
+REMOVAL_SHARE = 0.02
+MERGE_SHARE = 0.02
+INVOICE_SHARE = 0.40
+RECEIPT_SHARE = 0.20
+PACKAGE_SHARE = 0.50
+# Only orders of two lines or more (about 60%) can be split; 2% of all orders.
+SPLIT_SHARE_OF_MULTI_LINE = 0.02 / 0.6
+# Shares of the documents issued.
+INVOICE_EDIT_SHARE = 0.20
+DOCUMENT_DELETE_SHARE = 0.05
+PACKAGE_REDO_SHARE = 0.6
+PACKAGE_UNTRACKED_SHARE = 0.2
+# A second order of the same buyer this recent may be merged into the first.
+MERGE_WINDOW_SECONDS = 2 * 24 * 3600
+COURIER_WEIGHTS = {"correios": 6, "jadlog": 2, "loggi": 2}
+# Tracking status paths a parcel takes, with how often each happens.
+TRACKING_PATHS: tuple[tuple[tuple[int, ...], int], ...] = (
+    ((2, 11, 4, 5), 75),
+    ((2, 11, 4, 3, 4, 5), 10),
+    ((2, 11, 8, 5), 7),
+    ((2, 11, 3, 6), 4),
+    ((2, 9), 2),
+    ((10,), 2),
+)
+INVOICE_NOTES = (
+    "Nota referente ao pedido {}",
+    "Pedido {} - entrega única",
+    "Documento emitido conforme pedido {}",
+)
+ADDRESS_COMPLEMENTS = ("Casa 2", "Fundos", "Bloco B", "Sala 304", "Loja 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +154,27 @@ class Action:
     status_id: int = 0
     log_type: int = 0
     object_id: int = 0
+    # merge_orders: the ref of the order merged into `ref`.
+    other: int | None = None
+    # A line by its place in the scenario order: the draft's lines first, then
+    # the added ones; line_nos for a split.
+    line_no: int = 0
+    line_nos: tuple[int, ...] = ()
+    line: OrderLine | None = None
+    quantity: int | None = None
+    price_brutto: Decimal | None = None
+    # An invoice, receipt or package by its scenario-wide number.
+    doc: int = 0
+    changes: dict[str, str] = field(default_factory=dict)
+    courier_code: str = ""
+    tracking_status: int = 0
+
+    @property
+    def log_type_written(self) -> int | None:
+        """The journal type this action writes, None for forget_order."""
+        if self.kind == "journal_entry":
+            return self.log_type
+        return KIND_LOG_TYPES.get(self.kind)
 
 
 @dataclass(slots=True)
@@ -573,30 +684,289 @@ def plan_order(
     return actions
 
 
+class AfterSale:
+    """Plans what happens to orders once sold: documents, parcels, edits, merges.
+
+    It draws from its own generator, so the orders themselves, their payments
+    and moves are the same whatever after-sale kinds are allowed.
+    """
+
+    def __init__(self, seed: int, allowed: frozenset[int] | None = None) -> None:
+        self.rng = random.Random(f"{seed}/after-sale")
+        self.allowed = allowed
+        self._docs = itertools.count(1)
+        self._recent: dict[str, list[tuple[int, float]]] = {}
+        self._closed: set[int] = set()
+        self._merges_owed = 0
+
+    def next_doc(self) -> int:
+        """A new scenario-wide number for an invoice, receipt or package."""
+        return next(self._docs)
+
+    def close(self, ref: int) -> None:
+        """The order will be gone; later orders are not merged into it."""
+        self._closed.add(ref)
+
+    def plan(
+        self, ref: int, client: Client, planned: list[Action], end: float
+    ) -> list[Action]:
+        """The order's whole life: `planned` (creation, payment, moves) and after.
+
+        A buyer's second order may instead be merged into their first before
+        it moves on, when merges are allowed.
+        """
+        rng = self.rng
+        created = planned[0]
+        if created.order is None:
+            raise ValueError("a plan starts with the order's creation")
+        partner = self._merge_partner(client, created.at)
+        self._recent.setdefault(client.email, []).append((ref, created.at))
+        if rng.random() < MERGE_SHARE:
+            self._merges_owed += 1
+        if partner is not None and self._merges_owed and self._allows(5):
+            self._merges_owed -= 1
+            self.close(ref)
+            kept = [a for a in planned if a.kind in ("create_order", "payment")]
+            at = _later(rng, kept[-1].at, end, 300, 3600)
+            return [*kept, Action(at, "merge_orders", partner, other=ref)]
+        paid = any(action.kind == "payment" for action in planned)
+        life = _OrderLife(self, ref, client, created.order, planned[-1].at, end)
+        return planned + life.plan(paid)
+
+    def _allows(self, log_type: int) -> bool:
+        return self.allowed is None or log_type in self.allowed
+
+    def _merge_partner(self, client: Client, at: float) -> int | None:
+        for ref, created in reversed(self._recent.get(client.email, [])):
+            if created < at - MERGE_WINDOW_SECONDS:
+                return None
+            if ref not in self._closed:
+                return ref
+        return None
+
+
+class _OrderLife:
+    """One order's after-sale steps, each a little later than the one before."""
+
+    def __init__(
+        self,
+        planner: AfterSale,
+        ref: int,
+        client: Client,
+        order: Order,
+        at: float,
+        end: float,
+    ) -> None:
+        self.planner = planner
+        self.rng = planner.rng
+        self.ref = ref
+        self.client = client
+        self.order = order
+        self.at = at
+        self.end = end
+        self.actions: list[Action] = []
+        self.lines = {n: line for n, line in enumerate(order.products)}
+        self.next_line = len(order.products)
+
+    def then(
+        self, kind: ActionKind, low: float = 120, high: float = 3600, **fields: Any
+    ) -> None:
+        """Add a step `low`-`high` seconds after the previous one."""
+        self.at = _later(self.rng, self.at, self.end, low, high)
+        self.actions.append(Action(self.at, kind, self.ref, **fields))
+
+    def plan(self, paid: bool) -> list[Action]:
+        """Every after-sale step of the order, in the order they happen."""
+        rng = self.rng
+        if rng.random() < DOF_SHARE:
+            self.then("download_dof", 30, 900)
+        if rng.random() < LINE_EDIT_SHARE:
+            for _ in range(rng.randint(1, 2)):
+                self._edit_lines()
+        if rng.random() < DELIVERY_EDIT_SHARE:
+            self.then("edit_delivery", changes=_delivery_changes(rng, self.client))
+        if rng.random() < ORDER_DATA_EDIT_SHARE:
+            self.then("edit_order_data", changes=_order_data_changes(rng, self.client))
+        if len(self.lines) > 1 and rng.random() < SPLIT_SHARE_OF_MULTI_LINE:
+            moved = sorted(
+                rng.sample(sorted(self.lines), rng.randint(1, len(self.lines) - 1))
+            )
+            for n in moved:
+                del self.lines[n]
+            self.then("split_order", line_nos=tuple(moved))
+        if rng.random() < COPY_SHARE:
+            self.then("copy_order")
+        if paid and rng.random() < INVOICE_SHARE / PAID_SHARE:
+            self._invoice()
+        if paid and rng.random() < RECEIPT_SHARE / PAID_SHARE:
+            self._receipt()
+        if paid and rng.random() < PACKAGE_SHARE / PAID_SHARE:
+            self._package()
+        if rng.random() < BLACKLIST_SHARE:
+            self.then("blacklist_buyer")
+        if rng.random() < REMOVAL_SHARE:
+            self.then("remove_order")
+            self.planner.close(self.ref)
+        return self.actions
+
+    def _edit_lines(self) -> None:
+        rng = self.rng
+        kinds = ["add_product", "edit_product"]
+        if len(self.lines) > 1:
+            kinds.append("remove_product")
+        kind = rng.choice(kinds)
+        if kind == "add_product":
+            product = rng.choice(CATALOG)
+            line = OrderLine(
+                product_id=product.product_id,
+                name=product.name,
+                price_brutto=product.price,
+                quantity=rng.randint(1, 2),
+                sku=product.sku,
+                ean=product.ean,
+                location=product.location,
+                warehouse_id=rng.choice((206, 207)),
+                weight=product.weight,
+            )
+            self.lines[self.next_line] = line
+            self.then("add_product", line=line, line_no=self.next_line)
+            self.next_line += 1
+        elif kind == "edit_product":
+            n = rng.choice(sorted(self.lines))
+            if rng.random() < 0.7:
+                self.then("edit_product", line_no=n, quantity=rng.randint(1, 5))
+            else:
+                discounted = (self.lines[n].price_brutto * Decimal("0.9")).quantize(
+                    CENT
+                )
+                self.then("edit_product", line_no=n, price_brutto=discounted)
+        else:
+            n = rng.choice(sorted(self.lines))
+            del self.lines[n]
+            self.then("remove_product", line_no=n)
+
+    def _invoice(self) -> None:
+        rng = self.rng
+        doc = self.planner.next_doc()
+        self.then("issue_invoice", 300, 7200, doc=doc)
+        if rng.random() < INVOICE_EDIT_SHARE:
+            if rng.random() < 0.5:
+                note = rng.choice(INVOICE_NOTES).format(self.ref + 1)
+                changes = {"additional_info": note}
+            else:
+                complement = rng.choice(ADDRESS_COMPLEMENTS)
+                changes = {"invoice_address": f"{self.client.address} - {complement}"}
+            self.then("edit_invoice", doc=doc, changes=changes)
+        if rng.random() < DOCUMENT_DELETE_SHARE:
+            self.then("delete_invoice", doc=doc)
+
+    def _receipt(self) -> None:
+        doc = self.planner.next_doc()
+        self.then("issue_receipt", 60, 1800, doc=doc)
+        if self.rng.random() < DOCUMENT_DELETE_SHARE:
+            self.then("delete_receipt", doc=doc)
+
+    def _package(self) -> None:
+        rng = self.rng
+        method = self.order.delivery_method
+        if method == "Retirada na loja":
+            return
+        courier = next((c for c in COURIER_WEIGHTS if c in method.lower()), None)
+        if courier is None:
+            couriers = list(COURIER_WEIGHTS)
+            courier = rng.choices(couriers, weights=list(COURIER_WEIGHTS.values()))[0]
+        doc = self.planner.next_doc()
+        self.then("create_package", 600, 14400, doc=doc, courier_code=courier)
+        if rng.random() < DOCUMENT_DELETE_SHARE:
+            self.then("delete_package", 60, 1800, doc=doc)
+            if rng.random() >= PACKAGE_REDO_SHARE:
+                return
+            doc = self.planner.next_doc()
+            self.then("create_package", 60, 1800, doc=doc, courier_code=courier)
+        if rng.random() < PACKAGE_UNTRACKED_SHARE:
+            return
+        paths = [path for path, _ in TRACKING_PATHS]
+        weights = [weight for _, weight in TRACKING_PATHS]
+        path = rng.choices(paths, weights=weights)[0]
+        for status in path[: rng.randint(1, len(path))]:
+            self.then("package_status", 1800, 86400, doc=doc, tracking_status=status)
+
+
+def _delivery_changes(rng: random.Random, client: Client) -> dict[str, str]:
+    """The buyer corrects the address, sometimes moves city or changes phone."""
+    city = rng.choice(CITIES) if rng.random() < 0.2 else client.city
+    cep = rng.randint(city[3], city[4])
+    changes = {
+        "delivery_address": f"{rng.choice(STREETS)}, {rng.randint(1, 3000)}"
+        f" - {rng.choice(NEIGHBOURHOODS)}",
+        "delivery_city": city[0],
+        "delivery_state": city[1],
+        "delivery_postcode": f"{cep:05d}-{rng.randint(0, 999):03d}",
+    }
+    if rng.random() < 0.3:
+        changes["phone"] = f"({city[2]}) 9{_digits(rng, 4)}-{_digits(rng, 4)}"
+    return changes
+
+
+def _order_data_changes(rng: random.Random, client: Client) -> dict[str, str]:
+    """Staff fix the email, fill in the tax number or note the buyer's wish."""
+    roll = rng.random()
+    if client.anonymous or roll < 0.4:
+        return {"user_comments": rng.choice(USER_COMMENTS)}
+    if roll < 0.7:
+        return {"email": client.email}
+    if client.cnpj:
+        return {"invoice_nip": _format_cnpj(client.cnpj)}
+    return {"invoice_nip": _format_cpf(client.cpf)}
+
+
+def _allowed_types(types: Iterable[int] | None) -> frozenset[int] | None:
+    return None if types is None else frozenset(types) | {1}
+
+
+def _keep(action: Action, allowed: frozenset[int] | None) -> bool:
+    """Whether an action of a scenario limited to `allowed` journal types stays.
+
+    Anomalies (forget_order, raw journal entries) are asked for on their own.
+    """
+    if allowed is None or action.kind in ("forget_order", "journal_entry"):
+        return True
+    return action.log_type_written in allowed
+
+
 def generate_scenario(
     seed: int,
     orders: int,
     start: float,
     span_seconds: float = 3600,
     anomalies: bool = False,
+    types: Iterable[int] | None = None,
 ) -> list[Action]:
     """Every action of `orders` orders created between start and start + span.
 
     Follow-ups stay inside the span too. The same seed gives the same actions.
+    `types` keeps only actions writing those journal types (1 always); a step
+    whose prerequisite was left out (an invoice edit without its invoice) is
+    skipped when played.
     """
     rng = random.Random(seed)
     pool = ClientPool(rng)
+    allowed = _allowed_types(types)
+    after = AfterSale(seed, allowed)
     end = start + span_seconds
     created = sorted(rng.uniform(start, end) for _ in range(orders))
     anomaly_count = max(1, orders // 100) if anomalies and orders else 0
     forgotten = set(rng.sample(range(orders), anomaly_count))
     actions: list[Action] = []
     for ref, at in enumerate(created):
-        planned = plan_order(rng, pool.next_client(), ref, at, end)
+        client = pool.next_client()
+        planned = plan_order(rng, client, ref, at, end)
         if ref in forgotten:
             gone_at = _later(rng, at, end, 30, 600)
             planned = [planned[0], Action(gone_at, "forget_order", ref)]
-        actions.extend(planned)
+        else:
+            planned = after.plan(ref, client, planned, end)
+        actions.extend(a for a in planned if _keep(a, allowed))
     kept = [ref for ref in range(orders) if ref not in forgotten]
     for _ in range(anomaly_count):
         at = rng.uniform(start, end)
@@ -611,12 +981,27 @@ def generate_scenario(
     return actions
 
 
+def scenario_journal_types(actions: Iterable[Action]) -> set[int]:
+    """The journal types a scenario's actions write when played."""
+    types = {action.log_type_written for action in actions}
+    return {log_type for log_type in types if log_type is not None}
+
+
 class Player:
-    """Applies actions to an account, mapping scenario refs to real order ids."""
+    """Applies actions to an account, mapping scenario refs to real ids.
+
+    Orders made by splits and copies get no ref; `skipped` counts the actions
+    left out because their order, line or document was gone or never made.
+    """
 
     def __init__(self, account: Account) -> None:
         self.account = account
         self.order_ids: dict[int, int] = {}
+        self.line_ids: dict[tuple[int, int], int] = {}
+        self.invoice_ids: dict[int, int] = {}
+        self.receipt_ids: dict[int, int] = {}
+        self.package_ids: dict[int, int] = {}
+        self.skipped = 0
 
     def apply(self, action: Action) -> None:
         """Apply one action; follow-ups of an order that is gone are skipped."""
@@ -624,7 +1009,10 @@ class Player:
         if action.kind == "create_order":
             if action.order is None or action.ref is None:
                 raise ValueError("a create_order action needs an order and a ref")
-            self.order_ids[action.ref] = account.create_order(action.order, action.at)
+            created = account.create_order(action.order, action.at)
+            self.order_ids[action.ref] = created
+            for n, line in enumerate(account.orders[created].products):
+                self.line_ids[action.ref, n] = line.order_product_id
             return
         if action.kind == "journal_entry":
             about = 0 if action.ref is None else self.order_ids.get(action.ref, 0)
@@ -634,13 +1022,80 @@ class Player:
             return
         order_id = self.order_ids.get(action.ref) if action.ref is not None else None
         if order_id is None or order_id not in account.orders:
+            self.skipped += 1
             return
-        if action.kind == "payment":
-            account.add_payment(order_id, action.amount, action.at)
-        elif action.kind == "status":
-            account.change_status(order_id, action.status_id, action.at)
-        elif action.kind == "forget_order":
-            account.forget_order(order_id)
+        try:
+            self._mutate(action, order_id)
+        except (KeyError, ValueError):
+            self.skipped += 1
+
+    def _mutate(self, action: Action, order_id: int) -> None:
+        account, at, ref = self.account, action.at, action.ref
+        match action.kind:
+            case "payment":
+                account.add_payment(order_id, action.amount, at)
+            case "status":
+                account.change_status(order_id, action.status_id, at)
+            case "forget_order":
+                account.forget_order(order_id)
+            case "download_dof":
+                account.download_dof(order_id, at)
+            case "add_product":
+                if action.line is None:
+                    raise ValueError("an add_product action needs a line")
+                added = account.add_product(order_id, action.line, at)
+                self.line_ids[self._ref(ref), action.line_no] = added
+            case "edit_product":
+                line_id = self.line_ids[self._ref(ref), action.line_no]
+                account.edit_product(
+                    order_id, line_id, action.quantity, action.price_brutto, at
+                )
+            case "remove_product":
+                line_id = self.line_ids[self._ref(ref), action.line_no]
+                account.remove_product(order_id, line_id, at)
+            case "edit_delivery":
+                account.edit_delivery(order_id, at, action.changes)
+            case "edit_order_data":
+                account.edit_order_data(order_id, at, action.changes)
+            case "issue_invoice":
+                self.invoice_ids[action.doc] = account.issue_invoice(order_id, at)
+            case "edit_invoice":
+                account.edit_invoice(self.invoice_ids[action.doc], at, action.changes)
+            case "delete_invoice":
+                account.delete_invoice(self.invoice_ids[action.doc], at)
+            case "issue_receipt":
+                self.receipt_ids[action.doc] = account.issue_receipt(order_id, at)
+            case "delete_receipt":
+                account.delete_receipt(self.receipt_ids[action.doc], at)
+            case "create_package":
+                package_id = account.create_package(order_id, action.courier_code, at)
+                self.package_ids[action.doc] = package_id
+            case "delete_package":
+                account.delete_package(self.package_ids[action.doc], at)
+            case "package_status":
+                package_id = self.package_ids[action.doc]
+                account.set_package_status(package_id, action.tracking_status, at)
+            case "remove_order":
+                account.remove_order(order_id, at)
+            case "merge_orders":
+                merged = self.order_ids[self._ref(action.other)]
+                account.merge_orders(order_id, merged, at)
+            case "split_order":
+                lines = [self.line_ids[self._ref(ref), n] for n in action.line_nos]
+                account.split_order(order_id, lines, at)
+            case "copy_order":
+                account.copy_order(order_id, at)
+            case "blacklist_buyer":
+                account.blacklist_buyer(order_id, at)
+            case _:
+                # Not ValueError: a kind nobody handles is a bug, never a skip.
+                raise TypeError(f"unknown action kind {action.kind!r}")
+
+    @staticmethod
+    def _ref(ref: int | None) -> int:
+        if ref is None:
+            raise KeyError("the action names no order")
+        return ref
 
 
 def play(account: Account, actions: Iterable[Action]) -> list[int]:
@@ -651,13 +1106,18 @@ def play(account: Account, actions: Iterable[Action]) -> list[int]:
     return list(player.order_ids.values())
 
 
-def live_actions(seed: int, clock: Clock) -> Iterator[Action]:
-    """Endless shop life: new orders, and payments and moves on recent ones.
+def live_actions(
+    seed: int, clock: Clock, types: Iterable[int] | None = None
+) -> Iterator[Action]:
+    """Endless shop life: new orders, and follow-ups on recent ones.
 
-    Each action is stamped with the clock's time when it is drawn.
+    Each action is stamped with the clock's time when it is drawn; `types`
+    limits the journal types as in generate_scenario.
     """
     rng = random.Random(seed)
     pool = ClientPool(rng)
+    allowed = _allowed_types(types)
+    after = AfterSale(seed, allowed)
     pending: dict[int, deque[Action]] = {}
     ref = LIVE_FIRST_REF
     while True:
@@ -669,8 +1129,12 @@ def live_actions(seed: int, clock: Clock) -> Iterator[Action]:
                 del pending[target]
             yield dataclasses.replace(action, at=now)
             continue
-        planned = plan_order(rng, pool.next_client(), ref, now, now + 3600)
-        pending[ref] = deque(planned[1:])
+        client = pool.next_client()
+        planned = plan_order(rng, client, ref, now, now + 3600)
+        planned = after.plan(ref, client, planned, now + 3600)
+        pending[ref] = deque(a for a in planned[1:] if _keep(a, allowed))
+        if not pending[ref]:
+            del pending[ref]
         while len(pending) > LIVE_RECENT_ORDERS:
             del pending[next(iter(pending))]
         ref += 1

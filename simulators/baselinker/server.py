@@ -10,7 +10,7 @@ import asyncio
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -20,7 +20,15 @@ from aiohttp import web
 
 from simulators.baselinker.drift import apply_drift
 from simulators.baselinker.scenario import Player, generate_scenario, live_actions, play
-from simulators.baselinker.state import Account, Clock, OrderQuery, RateLimiter
+from simulators.baselinker.state import (
+    Account,
+    Clock,
+    InvoiceQuery,
+    JournalEntry,
+    OrderQuery,
+    RateLimiter,
+    ReceiptQuery,
+)
 
 Reply = dict[str, Any]
 Params = dict[str, Any]
@@ -28,12 +36,29 @@ Params = dict[str, Any]
 ERROR_BAD_TOKEN = "ERROR_BAD_TOKEN"
 ERROR_BLOCKED_TOKEN = "ERROR_BLOCKED_TOKEN"
 ERROR_PARAMETERS = "ERROR_PARAMETERS"
+ERROR_RECEIPT_NOT_FOUND = "ERROR_RECEIPT_NOT_FOUND"
 ERROR_UNKNOWN_METHOD = "ERROR_UNKNOWN_METHOD"
 BLOCK_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+PACKAGE_IDS_LIMIT = 100
+# With journal disorder on, the share of a page's entries sent twice.
+DISORDER_REPEAT_SHARE = 0.15
 
 
-class ParameterError(Exception):
+class MethodError(Exception):
+    """A method refuses the call; the reply is this error code and message."""
+
+    code = "ERROR"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class ParameterError(MethodError):
     """A method parameter is missing or of a type BaseLinker would refuse."""
+
+    code = ERROR_PARAMETERS
 
 
 def _error(code: str, message: str) -> Reply:
@@ -103,11 +128,13 @@ class BaseLinkerSimulator:
         block_timezone: str = "Europe/Warsaw",
         journal_enabled: bool = True,
         clock: Clock | None = None,
+        journal_disorder: bool = False,
     ) -> None:
         self.token = token
         self.seed = seed
         self.drift = drift
         self.journal_enabled = journal_enabled
+        self.journal_disorder = journal_disorder
         self.block_timezone = ZoneInfo(block_timezone)
         self.clock = clock or Clock()
         self.account = Account(self.clock)
@@ -116,11 +143,17 @@ class BaseLinkerSimulator:
         self.blocked = 0
         self.url = ""
         self._drift_rng = random.Random(seed)
+        self._disorder_rng = random.Random(f"{seed}/disorder")
         self._runner: web.AppRunner | None = None
         self._methods: dict[str, Callable[[Params], Reply]] = {
             "getJournalList": self._get_journal_list,
             "getOrders": self._get_orders,
             "getOrderStatusList": self._get_order_status_list,
+            "getInvoices": self._get_invoices,
+            "getReceipts": self._get_receipts,
+            "getReceipt": self._get_receipt,
+            "getOrderPackages": self._get_order_packages,
+            "getCourierPackagesStatusHistory": self._get_packages_history,
         }
 
     @property
@@ -132,6 +165,10 @@ class BaseLinkerSimulator:
         """Canonical snapshot of every existing order, keyed by order_id."""
         return self.account.truth()
 
+    def full_truth(self) -> dict[str, Any]:
+        """Canonical snapshot of orders, invoices, receipts, packages and links."""
+        return self.account.full_truth()
+
     def stats(self) -> dict[str, Any]:
         """Call counters and account size, as GET /_sim/stats returns them."""
         return {
@@ -139,6 +176,9 @@ class BaseLinkerSimulator:
             "total": self.total_calls,
             "blocked": self.blocked,
             "orders": len(self.account.orders),
+            "invoices": len(self.account.invoices),
+            "receipts": len(self.account.receipts),
+            "packages": len(self.account.packages),
             "journal": len(self.account.journal),
             "last_log_id": self.account.last_log_id,
             "now": self.clock.now(),
@@ -150,22 +190,35 @@ class BaseLinkerSimulator:
         orders: int = 100,
         span_seconds: float = 3600,
         anomalies: bool = False,
+        types: Iterable[int] | None = None,
     ) -> list[int]:
-        """Play a whole scenario that ends now; return the ids of its orders."""
+        """Play a whole scenario that ends now; return the ids of its orders.
+
+        `types` limits the journal types it generates (see generate_scenario);
+        orders made by splits and copies are not in the returned list.
+        """
         start = self.clock.now() - span_seconds
         actions = generate_scenario(
-            self.seed if seed is None else seed, orders, start, span_seconds, anomalies
+            self.seed if seed is None else seed,
+            orders,
+            start,
+            span_seconds,
+            anomalies,
+            types=types,
         )
         return play(self.account, actions)
 
     async def run_live(
-        self, interval: tuple[float, float] = (2.0, 6.0), seed: int | None = None
+        self,
+        interval: tuple[float, float] = (2.0, 6.0),
+        seed: int | None = None,
+        types: Iterable[int] | None = None,
     ) -> None:
         """Play a live shop, one action every `interval` seconds, until cancelled."""
         seed = self.seed if seed is None else seed
         pace = random.Random(seed)
         player = Player(self.account)
-        actions = live_actions(seed, self.clock)
+        actions = live_actions(seed, self.clock, types=types)
         while True:
             await asyncio.sleep(pace.uniform(*interval))
             player.apply(next(actions))
@@ -175,6 +228,7 @@ class BaseLinkerSimulator:
         app = web.Application()
         app.router.add_post("/connector.php", self._connector)
         app.router.add_get("/_sim/truth", self._control_truth)
+        app.router.add_get("/_sim/full_truth", self._control_full_truth)
         app.router.add_get("/_sim/stats", self._control_stats)
         app.router.add_post("/_sim/seed", self._control_seed)
         app.router.add_post("/_sim/clock", self._control_clock)
@@ -244,8 +298,8 @@ class BaseLinkerSimulator:
             return _error(ERROR_PARAMETERS, "Parameters must be a JSON object")
         try:
             body = handler(params)
-        except ParameterError as error:
-            return _error(ERROR_PARAMETERS, str(error))
+        except MethodError as error:
+            return _error(error.code, str(error))
         if self.drift:
             body = apply_drift(body, self._drift_rng)
         return {"status": "SUCCESS", **body}
@@ -257,7 +311,16 @@ class BaseLinkerSimulator:
         if not self.journal_enabled:
             return {"logs": []}
         entries = self.account.query_journal(last_log_id, logs_types, order_id)
+        if self.journal_disorder:
+            entries = self._disorder(entries)
         return {"logs": [entry.to_dict() for entry in entries]}
+
+    def _disorder(self, page: list[JournalEntry]) -> list[JournalEntry]:
+        """The same entries shuffled, some of them twice."""
+        rng = self._disorder_rng
+        page = page + [e for e in page if rng.random() < DISORDER_REPEAT_SHARE]
+        rng.shuffle(page)
+        return page
 
     def _get_orders(self, params: Params) -> Reply:
         query = OrderQuery(
@@ -285,9 +348,68 @@ class BaseLinkerSimulator:
             ]
         }
 
+    def _get_invoices(self, params: Params) -> Reply:
+        query = InvoiceQuery(
+            invoice_id=_int(params, "invoice_id"),
+            order_id=_int(params, "order_id"),
+            id_from=_int(params, "id_from"),
+            date_from=_int(params, "date_from"),
+            series_id=_int(params, "series_id"),
+        )
+        invoices = self.account.query_invoices(query)
+        return {"invoices": [invoice.to_dict() for invoice in invoices]}
+
+    def _get_receipts(self, params: Params) -> Reply:
+        query = ReceiptQuery(
+            series_id=_int(params, "series_id"),
+            id_from=_int(params, "id_from"),
+            date_from=_int(params, "date_from"),
+            date_to=_int(params, "date_to"),
+        )
+        receipts = self.account.query_receipts(query)
+        return {"receipts": [receipt.to_dict() for receipt in receipts]}
+
+    def _get_receipt(self, params: Params) -> Reply:
+        receipt_id = _int(params, "receipt_id")
+        order_id = _int(params, "order_id")
+        if receipt_id is None and order_id is None:
+            raise ParameterError("Missing parameter: receipt_id or order_id")
+        receipt = self.account.find_receipt(receipt_id, order_id)
+        if receipt is None:
+            raise MethodError("Receipt not found", ERROR_RECEIPT_NOT_FOUND)
+        return receipt.to_dict()
+
+    def _get_order_packages(self, params: Params) -> Reply:
+        order_id = _required_int(params, "order_id")
+        packages = self.account.order_packages(order_id)
+        return {"packages": [package.to_dict() for package in packages]}
+
+    def _get_packages_history(self, params: Params) -> Reply:
+        package_ids = _int_list(params, "package_ids")
+        if package_ids is None:
+            raise ParameterError("Missing parameter: package_ids")
+        if len(package_ids) > PACKAGE_IDS_LIMIT:
+            raise ParameterError(
+                f"Parameter package_ids takes at most {PACKAGE_IDS_LIMIT} ids"
+            )
+        packages = self.account.packages
+        history = {
+            str(package_id): [event.to_dict() for event in packages[package_id].history]
+            for package_id in package_ids
+            if package_id in packages
+        }
+        return {"packages_history": history}
+
     async def _control_truth(self, request: web.Request) -> web.Response:
         truth = {str(order_id): order for order_id, order in self.truth().items()}
         return web.json_response(truth)
+
+    async def _control_full_truth(self, request: web.Request) -> web.Response:
+        full = {
+            name: _string_keys(value) if isinstance(value, dict) else value
+            for name, value in self.full_truth().items()
+        }
+        return web.json_response(full)
 
     async def _control_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats())
@@ -299,6 +421,7 @@ class BaseLinkerSimulator:
                 orders=int(payload.get("orders", 100)),
                 span_seconds=float(payload.get("span_seconds", 3600)),
                 anomalies=bool(payload.get("anomalies", False)),
+                types=_types(payload.get("types")),
             )
 
         return await _control(request, seed, self.stats)
@@ -310,6 +433,18 @@ class BaseLinkerSimulator:
             self.clock.advance(float(payload.get("advance", 0)))
 
         return await _control(request, move, lambda: {"now": self.clock.now()})
+
+
+def _string_keys(mapping: dict[Any, Any]) -> dict[str, Any]:
+    return {str(key): value for key, value in mapping.items()}
+
+
+def _types(value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise TypeError("types must be a list of journal types")
+    return [int(item) for item in value]
 
 
 async def _control(

@@ -1,4 +1,4 @@
-"""In-memory BaseLinker account: clock, orders, journal, statuses and rate limit.
+"""In-memory BaseLinker account: clock, orders, documents, journal and rate limit.
 
 Everything here is typed and canonical; the wire's loose types live in drift.py.
 """
@@ -9,31 +9,95 @@ import bisect
 import dataclasses
 import hashlib
 import math
+import random
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from simulators.baselinker.amounts import CENT, money
+from simulators.baselinker.documents import (
+    COURIERS,
+    EDITABLE_INVOICE_FIELDS,
+    TRACKING_LABEL_CREATED,
+    DocumentItem,
+    Invoice,
+    Package,
+    Receipt,
+)
 
 FIRST_ORDER_ID = 7_000_001
 FIRST_ORDER_PRODUCT_ID = 40_000_001
 FIRST_LOG_ID = 9_000_001
+FIRST_INVOICE_ID = 600_001
+FIRST_RECEIPT_ID = 800_001
+FIRST_PACKAGE_ID = 300_001
 
 JOURNAL_RETENTION_SECONDS = 3 * 24 * 3600
 PAGE_SIZE = 100
 RATE_WINDOW_SECONDS = 60.0
 
 LOG_ORDER_CREATED = 1
+LOG_DOF_DOWNLOADED = 2
 LOG_PAYMENT = 3
+LOG_ORDER_REMOVED = 4
+LOG_ORDERS_MERGED = 5
+LOG_ORDER_SPLIT = 6
+LOG_INVOICE_ISSUED = 7
+LOG_RECEIPT_ISSUED = 8
+LOG_PACKAGE_CREATED = 9
+LOG_PACKAGE_DELETED = 10
+LOG_DELIVERY_EDITED = 11
+LOG_PRODUCT_ADDED = 12
+LOG_PRODUCT_EDITED = 13
+LOG_PRODUCT_REMOVED = 14
+LOG_BUYER_BLACKLISTED = 15
+LOG_ORDER_DATA_EDITED = 16
+LOG_ORDER_COPIED = 17
 LOG_STATUS_CHANGED = 18
+LOG_INVOICE_DELETED = 19
+LOG_RECEIPT_DELETED = 20
+LOG_INVOICE_EDITED = 21
+LOG_PACKAGE_STATUS_CHANGED = 22
 
-CENT = Decimal("0.01")
-
-
-def money(value: Decimal) -> str:
-    """Format an amount the canonical way: two decimals, as a string."""
-    return str(value.quantize(CENT))
+# Documents are numbered per calendar month of the shop's own time zone.
+SHOP_TIMEZONE = ZoneInfo("America/Sao_Paulo")
+PAY_TO_SECONDS = 7 * 24 * 3600
+DELIVERY_FIELDS = frozenset(
+    {
+        "delivery_fullname",
+        "delivery_company",
+        "delivery_address",
+        "delivery_city",
+        "delivery_state",
+        "delivery_postcode",
+        "delivery_country_code",
+        "phone",
+    }
+)
+ORDER_DATA_FIELDS = frozenset(
+    {
+        "email",
+        "phone",
+        "user_login",
+        "user_comments",
+        "admin_comments",
+        "invoice_fullname",
+        "invoice_company",
+        "invoice_nip",
+        "invoice_address",
+        "invoice_city",
+        "invoice_state",
+        "invoice_postcode",
+        "invoice_country_code",
+        "extra_field_1",
+        "extra_field_2",
+    }
+)
 
 
 class Clock:
@@ -233,6 +297,27 @@ class OrderQuery:
     get_unconfirmed_orders: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class InvoiceQuery:
+    """getInvoices filters; None means the filter is not applied."""
+
+    invoice_id: int | None = None
+    order_id: int | None = None
+    id_from: int | None = None
+    date_from: int | None = None
+    series_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptQuery:
+    """getReceipts filters; None means the filter is not applied."""
+
+    series_id: int | None = None
+    id_from: int | None = None
+    date_from: int | None = None
+    date_to: int | None = None
+
+
 class Account:
     """One BaseLinker account: orders, their journal and the status list.
 
@@ -245,9 +330,25 @@ class Account:
         self.orders: dict[int, Order] = {}
         self.journal: list[JournalEntry] = []
         self.statuses: list[Status] = list(statuses)
+        self.invoices: dict[int, Invoice] = {}
+        self.receipts: dict[int, Receipt] = {}
+        self.packages: dict[int, Package] = {}
+        self.deleted_invoice_ids: list[int] = []
+        self.deleted_receipt_ids: list[int] = []
+        self.deleted_package_ids: list[int] = []
+        self.removed_order_ids: list[int] = []
+        self.merged: dict[int, int] = {}
+        self.splits: dict[int, int] = {}
+        self.copies: dict[int, int] = {}
+        self.blacklisted_order_ids: list[int] = []
         self._next_order_id = FIRST_ORDER_ID
         self._next_order_product_id = FIRST_ORDER_PRODUCT_ID
         self._next_log_id = FIRST_LOG_ID
+        self._next_invoice_id = FIRST_INVOICE_ID
+        self._next_receipt_id = FIRST_RECEIPT_ID
+        self._next_package_id = FIRST_PACKAGE_ID
+        self._invoice_numbers: dict[tuple[int, int], int] = {}
+        self._receipt_numbers: dict[tuple[int, int], int] = {}
 
     @property
     def last_log_id(self) -> int:
@@ -255,9 +356,16 @@ class Account:
         return self.journal[-1].log_id if self.journal else 0
 
     def continue_after(
-        self, *, log_id: int = 0, order_id: int = 0, order_product_id: int = 0
+        self,
+        *,
+        log_id: int = 0,
+        order_id: int = 0,
+        order_product_id: int = 0,
+        invoice_id: int = 0,
+        receipt_id: int = 0,
+        package_id: int = 0,
     ) -> None:
-        """Number new entries, orders and lines after ids already seen elsewhere.
+        """Number new entries, orders, lines and documents after ids seen elsewhere.
 
         A restarted simulator has an empty memory while a database downstream
         still holds its earlier ids; numbering never moves backwards.
@@ -267,6 +375,9 @@ class Account:
         self._next_order_product_id = max(
             self._next_order_product_id, order_product_id + 1
         )
+        self._next_invoice_id = max(self._next_invoice_id, invoice_id + 1)
+        self._next_receipt_id = max(self._next_receipt_id, receipt_id + 1)
+        self._next_package_id = max(self._next_package_id, package_id + 1)
 
     def _date(self, at: float | None) -> int:
         return int(self.clock.now() if at is None else at)
@@ -290,16 +401,10 @@ class Account:
         date = self._date(at)
         order_id = self._next_order_id
         self._next_order_id += 1
-        lines = []
-        for line in order.products:
-            lines.append(
-                dataclasses.replace(line, order_product_id=self._next_order_product_id)
-            )
-            self._next_order_product_id += 1
         stored = dataclasses.replace(
             order,
             order_id=order_id,
-            products=lines,
+            products=self._numbered(order.products),
             custom_extra_fields=dict(order.custom_extra_fields),
             date_add=date,
             date_confirmed=date if order.confirmed else 0,
@@ -341,9 +446,381 @@ class Account:
         """Delete the order without a journal entry, as data loss upstream would."""
         del self.orders[order_id]
 
+    def download_dof(self, order_id: int, at: float | None = None) -> int:
+        """The buyer downloads the delivery-options form; no data changes."""
+        self._existing(order_id)
+        return self.add_journal_entry(LOG_DOF_DOWNLOADED, order_id, 0, at)
+
+    def add_product(
+        self, order_id: int, line: OrderLine, at: float | None = None
+    ) -> int:
+        """Add a copy of `line` to the order; return its new order_product_id."""
+        order = self.orders[order_id]
+        (added,) = self._numbered([line])
+        order.products.append(added)
+        self.add_journal_entry(LOG_PRODUCT_ADDED, order_id, 0, at)
+        return added.order_product_id
+
+    def edit_product(
+        self,
+        order_id: int,
+        order_product_id: int,
+        quantity: int | None = None,
+        price_brutto: Decimal | None = None,
+        at: float | None = None,
+    ) -> int:
+        """Change a line's quantity and/or unit price; return the journal log_id."""
+        line = _line(self.orders[order_id], order_product_id)
+        if quantity is not None:
+            if quantity < 1:
+                raise ValueError(f"quantity must be at least 1, not {quantity}")
+            line.quantity = quantity
+        if price_brutto is not None:
+            line.price_brutto = price_brutto.quantize(CENT)
+        return self.add_journal_entry(LOG_PRODUCT_EDITED, order_id, 0, at)
+
+    def remove_product(
+        self, order_id: int, order_product_id: int, at: float | None = None
+    ) -> int:
+        """Take a line off the order; return the journal log_id."""
+        order = self.orders[order_id]
+        order.products.remove(_line(order, order_product_id))
+        return self.add_journal_entry(
+            LOG_PRODUCT_REMOVED, order_id, order_product_id, at
+        )
+
+    def edit_delivery(
+        self,
+        order_id: int,
+        at: float | None = None,
+        changes: Mapping[str, str] | None = None,
+    ) -> int:
+        """Change delivery data (address, city, postcode, phone...).
+
+        Without `changes`, the street number and the postcode's last digits
+        change, as when a buyer corrects a typo.
+        """
+        order = self.orders[order_id]
+        if changes is None:
+            rng = random.Random(f"{order_id}/{self._next_log_id}")
+            street = order.delivery_address.split(",")[0] or "Rua Principal"
+            prefix = order.delivery_postcode[:5] or "01000"
+            changes = {
+                "delivery_address": f"{street}, {rng.randint(1, 2999)}",
+                "delivery_postcode": f"{prefix}-{rng.randint(0, 999):03d}",
+            }
+        _apply(order, changes, DELIVERY_FIELDS)
+        return self.add_journal_entry(LOG_DELIVERY_EDITED, order_id, 0, at)
+
+    def edit_order_data(
+        self,
+        order_id: int,
+        at: float | None = None,
+        changes: Mapping[str, str] | None = None,
+    ) -> int:
+        """Change buyer or invoice data (email, invoice_nip, comments...).
+
+        Without `changes`, the staff notes a check in admin_comments.
+        """
+        order = self.orders[order_id]
+        if changes is None:
+            changes = {"admin_comments": f"Dados conferidos (#{self._next_log_id})"}
+        _apply(order, changes, ORDER_DATA_FIELDS)
+        return self.add_journal_entry(LOG_ORDER_DATA_EDITED, order_id, 0, at)
+
+    def issue_invoice(self, order_id: int, at: float | None = None) -> int:
+        """Invoice the order as it is now, lines plus delivery; return invoice_id.
+
+        Buyer data comes from the invoice block, or the delivery block when the
+        order has no invoice name.
+        """
+        order = self.orders[order_id]
+        date = self._date(at)
+        sub_id, month, year = _next_number(self._invoice_numbers, date)
+        invoiced = bool(order.invoice_fullname or order.invoice_company)
+        invoice = Invoice(
+            invoice_id=self._next_invoice_id,
+            order_id=order_id,
+            sub_id=sub_id,
+            month=month,
+            year=year,
+            date_add=date,
+            date_sell=order.date_add,
+            date_pay_to=(
+                date if order.payment_done >= order.total() else date + PAY_TO_SECONDS
+            ),
+            currency=order.currency,
+            payment=order.payment_method,
+            invoice_fullname=(
+                order.invoice_fullname if invoiced else order.delivery_fullname
+            ),
+            invoice_company=(
+                order.invoice_company if invoiced else order.delivery_company
+            ),
+            invoice_nip=order.invoice_nip,
+            invoice_address=(
+                order.invoice_address if invoiced else order.delivery_address
+            ),
+            invoice_postcode=(
+                order.invoice_postcode if invoiced else order.delivery_postcode
+            ),
+            invoice_city=order.invoice_city if invoiced else order.delivery_city,
+            invoice_country_code=(
+                order.invoice_country_code or order.delivery_country_code or "BR"
+            ),
+            items=_document_items(order),
+        )
+        self._next_invoice_id += 1
+        self.invoices[invoice.invoice_id] = invoice
+        self.add_journal_entry(LOG_INVOICE_ISSUED, order_id, invoice.invoice_id, date)
+        return invoice.invoice_id
+
+    def edit_invoice(
+        self,
+        invoice_id: int,
+        at: float | None = None,
+        changes: Mapping[str, str] | None = None,
+    ) -> int:
+        """Change an invoice's buyer data or additional_info; return the log_id.
+
+        Without `changes`, additional_info gets a note.
+        """
+        invoice = self.invoices[invoice_id]
+        if changes is None:
+            changes = {"additional_info": f"Pedido {invoice.order_id}"}
+        _apply(invoice, changes, EDITABLE_INVOICE_FIELDS)
+        return self.add_journal_entry(
+            LOG_INVOICE_EDITED, invoice.order_id, invoice_id, at
+        )
+
+    def delete_invoice(self, invoice_id: int, at: float | None = None) -> int:
+        """Delete an invoice; getInvoices no longer returns it."""
+        invoice = self.invoices.pop(invoice_id)
+        self.deleted_invoice_ids.append(invoice_id)
+        return self.add_journal_entry(
+            LOG_INVOICE_DELETED, invoice.order_id, invoice_id, at
+        )
+
+    def issue_receipt(self, order_id: int, at: float | None = None) -> int:
+        """Issue a fiscal receipt for the order as it is now; return receipt_id."""
+        order = self.orders[order_id]
+        date = self._date(at)
+        sub_id, month, year = _next_number(self._receipt_numbers, date)
+        receipt = Receipt(
+            receipt_id=self._next_receipt_id,
+            order_id=order_id,
+            sub_id=sub_id,
+            month=month,
+            year=year,
+            date_add=date,
+            payment_method=order.payment_method,
+            nip=order.invoice_nip,
+            products=_document_items(order),
+        )
+        self._next_receipt_id += 1
+        self.receipts[receipt.receipt_id] = receipt
+        self.add_journal_entry(LOG_RECEIPT_ISSUED, order_id, receipt.receipt_id, date)
+        return receipt.receipt_id
+
+    def delete_receipt(self, receipt_id: int, at: float | None = None) -> int:
+        """Delete a receipt; getReceipts and getReceipt no longer return it."""
+        receipt = self.receipts.pop(receipt_id)
+        self.deleted_receipt_ids.append(receipt_id)
+        return self.add_journal_entry(
+            LOG_RECEIPT_DELETED, receipt.order_id, receipt_id, at
+        )
+
+    def create_package(
+        self, order_id: int, courier_code: str = "correios", at: float | None = None
+    ) -> int:
+        """Create a courier package (label printed) for the order; return its id."""
+        if courier_code not in COURIERS:
+            raise ValueError(f"unknown courier {courier_code!r}")
+        self._existing(order_id)
+        date = self._date(at)
+        package_id = self._next_package_id
+        self._next_package_id += 1
+        package = Package(
+            package_id=package_id,
+            order_id=order_id,
+            courier_code=courier_code,
+            courier_package_nr=COURIERS[courier_code].tracking_number(package_id),
+            history=[],
+        )
+        package.track(date, TRACKING_LABEL_CREATED)
+        self.packages[package_id] = package
+        self.add_journal_entry(LOG_PACKAGE_CREATED, order_id, package_id, date)
+        return package_id
+
+    def delete_package(self, package_id: int, at: float | None = None) -> int:
+        """Delete a package; getOrderPackages no longer returns it."""
+        package = self.packages.pop(package_id)
+        self.deleted_package_ids.append(package_id)
+        return self.add_journal_entry(
+            LOG_PACKAGE_DELETED, package.order_id, package_id, at
+        )
+
+    def set_package_status(
+        self, package_id: int, tracking_status: int, at: float | None = None
+    ) -> int:
+        """Record the courier's new tracking status; return the journal log_id."""
+        package = self.packages[package_id]
+        date = self._date(at)
+        package.track(date, tracking_status)
+        return self.add_journal_entry(
+            LOG_PACKAGE_STATUS_CHANGED, package.order_id, package_id, date
+        )
+
+    def remove_order(self, order_id: int, at: float | None = None) -> int:
+        """Remove the order; getOrders no longer returns it. Documents stay."""
+        del self.orders[order_id]
+        self.removed_order_ids.append(order_id)
+        return self.add_journal_entry(LOG_ORDER_REMOVED, order_id, 0, at)
+
+    def merge_orders(
+        self, survivor_id: int, merged_id: int, at: float | None = None
+    ) -> int:
+        """Merge one order into another; return the journal log_id.
+
+        The merged order's lines join the survivor under new order_product_ids
+        and its payments add up; the merged order is gone. An order with live
+        invoices, receipts or packages cannot be merged away.
+        """
+        if survivor_id == merged_id:
+            raise ValueError("an order cannot be merged into itself")
+        survivor = self.orders[survivor_id]
+        merged = self.orders[merged_id]
+        if self._has_documents(merged_id):
+            raise ValueError(f"order {merged_id} has documents and cannot be merged")
+        survivor.products.extend(self._numbered(merged.products))
+        survivor.payment_done = (survivor.payment_done + merged.payment_done).quantize(
+            CENT
+        )
+        del self.orders[merged_id]
+        self.merged[merged_id] = survivor_id
+        return self.add_journal_entry(LOG_ORDERS_MERGED, survivor_id, merged_id, at)
+
+    def split_order(
+        self, order_id: int, order_product_ids: list[int], at: float | None = None
+    ) -> int:
+        """Move some lines to a new order of the same buyer; return its id.
+
+        The lines get new order_product_ids; payment and delivery price stay
+        with the original, which keeps at least one line. Only the original
+        gets a journal entry.
+        """
+        order = self.orders[order_id]
+        wanted = set(order_product_ids)
+        moving = [line for line in order.products if line.order_product_id in wanted]
+        if not moving or len(moving) != len(order_product_ids):
+            raise ValueError(f"lines {order_product_ids} are not all on {order_id}")
+        if len(moving) == len(order.products):
+            raise ValueError("a split must leave at least one line on the order")
+        date = self._date(at)
+        order.products = [line for line in order.products if line not in moving]
+        new_id = self._store_new(
+            order,
+            date,
+            products=self._numbered(moving),
+            payment_done=Decimal("0.00"),
+            delivery_price=Decimal("0.00"),
+        )
+        self.splits[new_id] = order_id
+        self.add_journal_entry(LOG_ORDER_SPLIT, order_id, new_id, date)
+        return new_id
+
+    def copy_order(self, order_id: int, at: float | None = None) -> int:
+        """Copy the order into a new, unpaid, manual one; return the copy's id.
+
+        Only the original gets a journal entry.
+        """
+        order = self.orders[order_id]
+        date = self._date(at)
+        copy_id = self._store_new(
+            order,
+            date,
+            products=self._numbered(order.products),
+            payment_done=Decimal("0.00"),
+            order_status_id=self.statuses[0].id,
+            confirmed=True,
+            order_source="personal",
+            order_source_id=0,
+            order_source_info="",
+            shop_order_id=0,
+            external_order_id="",
+            admin_comments=f"Cópia do pedido {order_id}",
+        )
+        self.copies[copy_id] = order_id
+        self.add_journal_entry(LOG_ORDER_COPIED, order_id, copy_id, date)
+        return copy_id
+
+    def blacklist_buyer(self, order_id: int, at: float | None = None) -> int:
+        """Put the order's buyer on the blacklist; return the journal log_id."""
+        self._existing(order_id)
+        if order_id not in self.blacklisted_order_ids:
+            self.blacklisted_order_ids.append(order_id)
+        return self.add_journal_entry(LOG_BUYER_BLACKLISTED, order_id, 0, at)
+
+    def _existing(self, order_id: int) -> Order:
+        """The order, or KeyError when it does not exist (any more)."""
+        order = self.orders.get(order_id)
+        if order is None:
+            raise KeyError(f"no order {order_id}")
+        return order
+
+    def _numbered(self, lines: Iterable[OrderLine]) -> list[OrderLine]:
+        """Copies of `lines` with fresh order_product_ids."""
+        numbered = []
+        for line in lines:
+            numbered.append(
+                dataclasses.replace(line, order_product_id=self._next_order_product_id)
+            )
+            self._next_order_product_id += 1
+        return numbered
+
+    def _store_new(self, source: Order, date: int, **changes: Any) -> int:
+        """Store a new order made from `source` with `changes`; no journal entry."""
+        order_id = self._next_order_id
+        self._next_order_id += 1
+        stored = dataclasses.replace(
+            source,
+            order_id=order_id,
+            custom_extra_fields=dict(source.custom_extra_fields),
+            date_add=date,
+            date_confirmed=date if changes.get("confirmed", source.confirmed) else 0,
+            date_in_status=date,
+            order_page=_order_page(order_id),
+            **changes,
+        )
+        self.orders[order_id] = stored
+        return order_id
+
+    def _has_documents(self, order_id: int) -> bool:
+        owners = [invoice.order_id for invoice in self.invoices.values()]
+        owners += [receipt.order_id for receipt in self.receipts.values()]
+        owners += [package.order_id for package in self.packages.values()]
+        return order_id in owners
+
     def truth(self) -> dict[int, dict[str, Any]]:
         """Canonical snapshot of every existing order, keyed by order_id."""
         return {order_id: order.to_dict() for order_id, order in self.orders.items()}
+
+    def full_truth(self) -> dict[str, Any]:
+        """Canonical snapshot of orders, documents, packages and order links."""
+        return {
+            "orders": self.truth(),
+            "invoices": {i: inv.to_dict() for i, inv in self.invoices.items()},
+            "deleted_invoice_ids": sorted(self.deleted_invoice_ids),
+            "receipts": {i: rec.to_dict() for i, rec in self.receipts.items()},
+            "deleted_receipt_ids": sorted(self.deleted_receipt_ids),
+            "packages": {i: pkg.truth() for i, pkg in self.packages.items()},
+            "deleted_package_ids": sorted(self.deleted_package_ids),
+            "removed_order_ids": sorted(self.removed_order_ids),
+            "merged": dict(self.merged),
+            "splits": dict(self.splits),
+            "copies": dict(self.copies),
+            "blacklisted_order_ids": sorted(self.blacklisted_order_ids),
+        }
 
     def query_journal(
         self,
@@ -405,9 +882,100 @@ class Account:
             found.sort(key=lambda order: order.order_id)
         return found[:PAGE_SIZE]
 
+    def query_invoices(self, query: InvoiceQuery) -> list[Invoice]:
+        """getInvoices: at most a page of live invoices, ascending by id."""
+        found = [
+            invoice
+            for invoice_id, invoice in sorted(self.invoices.items())
+            if (query.invoice_id is None or invoice_id == query.invoice_id)
+            and (query.order_id is None or invoice.order_id == query.order_id)
+            and (query.id_from is None or invoice_id >= query.id_from)
+            and (query.date_from is None or invoice.date_add >= query.date_from)
+            and (query.series_id is None or invoice.series_id == query.series_id)
+        ]
+        return found[:PAGE_SIZE]
+
+    def query_receipts(self, query: ReceiptQuery) -> list[Receipt]:
+        """getReceipts: at most a page of live receipts, ascending by id."""
+        found = [
+            receipt
+            for receipt_id, receipt in sorted(self.receipts.items())
+            if (query.series_id is None or receipt.series_id == query.series_id)
+            and (query.id_from is None or receipt_id >= query.id_from)
+            and (query.date_from is None or receipt.date_add >= query.date_from)
+            and (query.date_to is None or receipt.date_add <= query.date_to)
+        ]
+        return found[:PAGE_SIZE]
+
+    def find_receipt(
+        self, receipt_id: int | None = None, order_id: int | None = None
+    ) -> Receipt | None:
+        """getReceipt: the newest live receipt with that id and/or of that order."""
+        found = [
+            receipt
+            for receipt in self.receipts.values()
+            if (receipt_id is None or receipt.receipt_id == receipt_id)
+            and (order_id is None or receipt.order_id == order_id)
+        ]
+        return max(found, key=lambda receipt: receipt.receipt_id, default=None)
+
+    def order_packages(self, order_id: int) -> list[Package]:
+        """getOrderPackages: the order's live packages, oldest first."""
+        return [
+            package
+            for _, package in sorted(self.packages.items())
+            if package.order_id == order_id
+        ]
+
 
 def _log_id(entry: JournalEntry) -> int:
     return entry.log_id
+
+
+def _line(order: Order, order_product_id: int) -> OrderLine:
+    for line in order.products:
+        if line.order_product_id == order_product_id:
+            return line
+    raise KeyError(f"no line {order_product_id} on order {order.order_id}")
+
+
+def _apply(
+    target: Order | Invoice, changes: Mapping[str, str], allowed: frozenset[str]
+) -> None:
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"fields that cannot be edited here: {sorted(unknown)}")
+    for name, value in changes.items():
+        setattr(target, name, value)
+
+
+def _next_number(
+    counters: dict[tuple[int, int], int], date: int
+) -> tuple[int, int, int]:
+    """(sub_id, month, year) of the next document of `date`'s month."""
+    day = datetime.fromtimestamp(date, SHOP_TIMEZONE)
+    key = (day.year, day.month)
+    counters[key] = counters.get(key, 0) + 1
+    return counters[key], day.month, day.year
+
+
+def _document_items(order: Order) -> list[DocumentItem]:
+    """The order's lines, and its delivery when it costs something."""
+    items = [
+        DocumentItem(
+            line.name,
+            line.sku,
+            line.ean,
+            line.price_brutto,
+            line.tax_rate,
+            line.quantity,
+        )
+        for line in order.products
+    ]
+    if order.delivery_price > 0:
+        name = order.delivery_method or "Frete"
+        items.append(DocumentItem(name, "", "", order.delivery_price, 0.0, 1))
+    return items
 
 
 def _order_page(order_id: int) -> str:

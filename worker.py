@@ -82,6 +82,8 @@ def build_workers(
             snapshots.fetch_orders_page,
             snapshots.refresh_statuses,
             documents.sync_order_documents,
+            documents.fetch_documents_page,
+            documents.fetch_package_statuses,
             backfiller.backfill_orders_page,
         ],
         # Enforced by the server across every worker on this queue: the

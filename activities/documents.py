@@ -1,6 +1,8 @@
-"""Order documents: invoices, receipts and packages, fetched per order from
-BaseLinker and kept in their own tables (deleted ones are marked, not dropped)."""
+"""Order documents: invoices, receipts and packages, kept in their own tables
+(deleted ones are marked, never dropped). A batch fetches them by id, 100 per
+call, where BaseLinker allows it; a single entry fetches its order's."""
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -12,25 +14,36 @@ from temporalio.exceptions import ApplicationError
 
 from activities.baselinker import baselinker_errors
 from baselinker.client import BaseLinkerClient
-from baselinker.models import Invoice, Package, Receipt, validation_reason
+from baselinker.models import Invoice, OptionalInt, Package, Receipt, UnixTime
+from baselinker.models import validation_reason as reason_of
 from core.identity import parse_tax_id
 from core.workspaces import workspace_id
 
 DocumentKind = Literal["invoices", "receipts", "packages"]
 INVALID_DOCUMENT_DATA = "InvalidDocumentData"
+#: getInvoices and getReceipts return at most this many; status history takes
+#: at most this many package ids.
+DOCUMENTS_PAGE_SIZE = 100
 
-#: The documents a journal type changes.
+#: The documents a journal type needs fetched. Deletions (19, 20, 10) need no
+#: call: the entry names the deleted document.
 DOCUMENTS_BY_TYPE: dict[int, tuple[DocumentKind, ...]] = {
     4: ("invoices", "receipts"),  # "order/invoice/receipt removed"
     7: ("invoices",),
-    19: ("invoices",),
     21: ("invoices",),
     8: ("receipts",),
-    20: ("receipts",),
     9: ("packages",),
-    10: ("packages",),
     22: ("packages",),
 }
+#: Journal types that delete the document named by their object_id.
+DELETIONS: dict[int, DocumentKind] = {19: "invoices", 20: "receipts", 10: "packages"}
+
+
+class DocRef(BaseModel):
+    """A document named by a journal entry, and its order."""
+
+    order_id: int
+    doc_id: int
 
 
 class DocumentsRequest(BaseModel):
@@ -48,6 +61,31 @@ class DocumentsResult(BaseModel):
     live: int
 
 
+class DocumentsPageRequest(BaseModel):
+    """One id_from page of invoices or receipts covering `wanted`."""
+
+    workspace: str
+    kind: Literal["invoices", "receipts"]
+    id_from: int
+    wanted: list[DocRef]
+    as_of_log_id: int
+
+
+class PackageStatusRequest(BaseModel):
+    """Tracking statuses of up to 100 packages."""
+
+    workspace: str
+    wanted: list[DocRef]
+    as_of_log_id: int
+
+
+class PageResult(BaseModel):
+    """What a page left for the next call, or for each entry to fetch itself."""
+
+    remaining: list[DocRef] = []
+    unresolved_orders: list[int] = []
+
+
 class OrderDocuments:
     """BaseLinker-side document activities (task queue `baselinker-api`)."""
 
@@ -60,21 +98,78 @@ class OrderDocuments:
         """One BaseLinker call; the order's rows of that kind follow its reply."""
         asked_at = datetime.now(UTC)
         with baselinker_errors():
-            raw = await self._fetch(req.kind, req.order_id)
-        try:
-            rows = [_ROW_BUILDERS[req.kind](item) for item in raw]
-        except ValidationError as err:
-            raise ApplicationError(
-                f"unreadable {req.kind}: {validation_reason(err)}",
-                type=INVALID_DOCUMENT_DATA,
-                non_retryable=True,
-            ) from err
+            raw = await self._fetch_for_order(req.kind, req.order_id)
+        rows = _rows(req.kind, raw)
         ws = await workspace_id(self._pool, req.workspace)
         async with self._pool.acquire() as conn, conn.transaction():
-            await _store(conn, ws, req, rows, asked_at)
+            await _upsert(conn, ws, req.kind, rows, asked_at)
+            await _delete_others(conn, ws, req, [r[0] for r in rows], asked_at)
+            await _mark_synced(conn, ws, req.kind, [req.order_id], req.as_of_log_id)
         return DocumentsResult(live=len(rows))
 
-    async def _fetch(self, kind: DocumentKind, order_id: int) -> list[dict[str, Any]]:
+    @activity.defn
+    async def fetch_documents_page(self, req: DocumentsPageRequest) -> PageResult:
+        """One id_from call; stores what it returns, marks what it should have."""
+        asked_at = datetime.now(UTC)
+        with baselinker_errors():
+            if req.kind == "invoices":
+                raw = await self._client.invoices_from(req.id_from)
+            else:
+                raw = await self._client.receipts_from(req.id_from)
+        rows = _rows(req.kind, raw)
+        returned = {r[0] for r in rows}
+        horizon = (
+            max(returned) if len(raw) >= DOCUMENTS_PAGE_SIZE and returned else None
+        )
+        covered = [r for r in req.wanted if horizon is None or r.doc_id <= horizon]
+        gone = [r.doc_id for r in covered if r.doc_id not in returned]
+        ws = await workspace_id(self._pool, req.workspace)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await _upsert(conn, ws, req.kind, rows, asked_at)
+            await _mark_deleted(conn, ws, req.kind, gone)
+            await _mark_synced(
+                conn, ws, req.kind, _orders_of(covered), req.as_of_log_id
+            )
+        return PageResult(remaining=[r for r in req.wanted if r not in covered])
+
+    @activity.defn
+    async def fetch_package_statuses(self, req: PackageStatusRequest) -> PageResult:
+        """One status-history call for up to 100 packages already known here.
+
+        Packages not stored yet leave their orders to fetch for themselves.
+        """
+        ids = [r.doc_id for r in req.wanted]
+        with baselinker_errors():
+            histories = await self._client.package_histories(ids)
+        latest = {int(k): _latest(v) for k, v in histories.items() if v}
+        ws = await workspace_id(self._pool, req.workspace)
+        async with self._pool.acquire() as conn, conn.transaction():
+            known = {
+                r["package_id"]
+                for r in await conn.fetch(
+                    """
+                    SELECT package_id FROM packages
+                    WHERE workspace_id = $1 AND package_id = ANY($2::bigint[])
+                    """,
+                    ws,
+                    ids,
+                )
+            }
+            await conn.executemany(
+                """
+                UPDATE packages SET tracking_status = $3, tracking_status_date = $4
+                WHERE workspace_id = $1 AND package_id = $2
+                """,
+                [(ws, p, s.status, s.date) for p, s in latest.items() if p in known],
+            )
+            unresolved = _orders_of(r for r in req.wanted if r.doc_id not in known)
+            resolved = [o for o in _orders_of(req.wanted) if o not in unresolved]
+            await _mark_synced(conn, ws, "packages", resolved, req.as_of_log_id)
+        return PageResult(unresolved_orders=unresolved)
+
+    async def _fetch_for_order(
+        self, kind: DocumentKind, order_id: int
+    ) -> list[dict[str, Any]]:
         if kind == "invoices":
             return await self._client.invoices(order_id)
         if kind == "receipts":
@@ -86,7 +181,47 @@ class OrderDocuments:
         ]
 
 
-def _invoice_row(raw: dict[str, Any]) -> tuple[int, tuple[Any, ...], dict[str, Any]]:
+async def delete_document(
+    conn: asyncpg.Connection, ws: UUID, kind: DocumentKind, doc_id: int
+) -> None:
+    """Mark one document deleted, as a deletion entry says (no call needed)."""
+    await _mark_deleted(conn, ws, kind, [doc_id])
+
+
+class _Status(BaseModel):
+    """One step of a package's tracking history."""
+
+    status: OptionalInt = None
+    date: UnixTime = None
+
+
+def _latest(history: list[dict[str, Any]]) -> _Status:
+    steps = [
+        _Status(status=h.get("tracking_status"), date=h.get("tracking_status_date"))
+        for h in history
+    ]
+    return max(steps, key=lambda s: s.date or datetime.min.replace(tzinfo=UTC))
+
+
+def _orders_of(refs: Iterable[DocRef]) -> list[int]:
+    return sorted({r.order_id for r in refs})
+
+
+Row = tuple[int, int, tuple[Any, ...], dict[str, Any]]
+
+
+def _rows(kind: DocumentKind, raw: list[dict[str, Any]]) -> list[Row]:
+    try:
+        return [_ROW_BUILDERS[kind](item) for item in raw]
+    except ValidationError as err:
+        raise ApplicationError(
+            f"unreadable {kind}: {reason_of(err)}",
+            type=INVALID_DOCUMENT_DATA,
+            non_retryable=True,
+        ) from err
+
+
+def _invoice_row(raw: dict[str, Any]) -> Row:
     invoice = Invoice.model_validate(raw)
     tax_id = parse_tax_id(invoice.invoice_nip)
     columns = (
@@ -103,10 +238,10 @@ def _invoice_row(raw: dict[str, Any]) -> tuple[int, tuple[Any, ...], dict[str, A
         invoice.invoice_nip or None,
         tax_id.digits if tax_id else None,
     )
-    return invoice.invoice_id, columns, raw
+    return invoice.invoice_id, invoice.order_id, columns, raw
 
 
-def _receipt_row(raw: dict[str, Any]) -> tuple[int, tuple[Any, ...], dict[str, Any]]:
+def _receipt_row(raw: dict[str, Any]) -> Row:
     receipt = Receipt.model_validate(raw)
     columns = (
         receipt.receipt_full_nr,
@@ -116,10 +251,10 @@ def _receipt_row(raw: dict[str, Any]) -> tuple[int, tuple[Any, ...], dict[str, A
         receipt.nip or None,
         receipt.total,
     )
-    return receipt.receipt_id, columns, raw
+    return receipt.receipt_id, receipt.order_id, columns, raw
 
 
-def _package_row(raw: dict[str, Any]) -> tuple[int, tuple[Any, ...], dict[str, Any]]:
+def _package_row(raw: dict[str, Any]) -> Row:
     package = Package.model_validate(raw)
     columns = (
         package.courier_code,
@@ -129,7 +264,7 @@ def _package_row(raw: dict[str, Any]) -> tuple[int, tuple[Any, ...], dict[str, A
         package.tracking_status_date,
         package.tracking_url or None,
     )
-    return package.package_id, columns, raw
+    return package.package_id, int(raw["order_id"]), columns, raw
 
 
 _ROW_BUILDERS = {
@@ -185,20 +320,19 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
-async def _store(
+async def _upsert(
     conn: asyncpg.Connection,
     ws: UUID,
-    req: DocumentsRequest,
-    rows: list[tuple[int, tuple[Any, ...], dict[str, Any]]],
+    kind: DocumentKind,
+    rows: list[Row],
     asked_at: datetime,
 ) -> None:
-    """Upsert the live documents, mark the order's others deleted, note the sync.
+    """Store live documents; a slower, older reply never undoes a newer one.
 
-    Every write is guarded by the time the question was asked, so a slower,
-    older reply never undoes a newer one.
+    BaseLinker never brings a deleted document back, so `deleted_at` stays.
     """
     # Table and column names come from _TABLES, never from input.
-    table, id_column, columns = _TABLES[req.kind]
+    table, id_column, columns = _TABLES[kind]
     names = ", ".join(columns)
     placeholders = ", ".join(f"${i}" for i in range(6, 6 + len(columns)))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
@@ -209,38 +343,69 @@ async def _store(
         VALUES ($1, $2, $3, $4, $5, {placeholders})
         ON CONFLICT (workspace_id, {id_column}) DO UPDATE SET
             order_id_base = EXCLUDED.order_id_base, payload = EXCLUDED.payload,
-            fetched_at = EXCLUDED.fetched_at, deleted_at = NULL, {updates}
+            fetched_at = EXCLUDED.fetched_at, {updates}
         WHERE t.fetched_at <= EXCLUDED.fetched_at
         """,
         [
-            (ws, doc_id, req.order_id, raw, asked_at, *cols)
-            for doc_id, cols, raw in rows
+            (ws, doc_id, order, raw, asked_at, *cols)
+            for doc_id, order, cols, raw in rows
         ],
     )
+
+
+async def _delete_others(
+    conn: asyncpg.Connection,
+    ws: UUID,
+    req: DocumentsRequest,
+    live: list[int],
+    asked_at: datetime,
+) -> None:
+    """The order's documents missing from a whole-order reply are deleted."""
+    table, id_column, _ = _TABLES[req.kind]
     await conn.execute(
         f"""
-        UPDATE {table} SET deleted_at = $4, fetched_at = $4
+        UPDATE {table} SET deleted_at = $4
         WHERE workspace_id = $1 AND order_id_base = $2
           AND NOT ({id_column} = ANY($3::bigint[]))
           AND deleted_at IS NULL AND fetched_at <= $4
         """,
         ws,
         req.order_id,
-        [doc_id for doc_id, _, _ in rows],
+        live,
         asked_at,
     )
+
+
+async def _mark_deleted(
+    conn: asyncpg.Connection, ws: UUID, kind: DocumentKind, doc_ids: list[int]
+) -> None:
+    table, id_column, _ = _TABLES[kind]
     await conn.execute(
+        f"""
+        UPDATE {table} SET deleted_at = COALESCE(deleted_at, NOW())
+        WHERE workspace_id = $1 AND {id_column} = ANY($2::bigint[])
+        """,
+        ws,
+        doc_ids,
+    )
+
+
+async def _mark_synced(
+    conn: asyncpg.Connection,
+    ws: UUID,
+    kind: DocumentKind,
+    order_ids: list[int],
+    as_of_log_id: int,
+) -> None:
+    """Record that these orders' documents reflect every entry up to the id."""
+    await conn.executemany(
         """
         INSERT INTO order_document_syncs AS s (workspace_id, kind, order_id_base,
             as_of_log_id, fetched_at)
-        VALUES ($1, $2, $3, $4, $5)
+        VALUES ($1, $2, $3, $4, NOW())
         ON CONFLICT (workspace_id, kind, order_id_base) DO UPDATE SET
             as_of_log_id = GREATEST(s.as_of_log_id, EXCLUDED.as_of_log_id),
-            fetched_at = GREATEST(s.fetched_at, EXCLUDED.fetched_at)
+            fetched_at = NOW()
         """,
-        ws,
-        req.kind,
-        req.order_id,
-        req.as_of_log_id,
-        asked_at,
+        [(ws, kind, order_id, as_of_log_id) for order_id in order_ids],
     )

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
 from activities.baselinker import baselinker_errors
-from activities.documents import DOCUMENTS_BY_TYPE, DocumentKind
+from activities.documents import DOCUMENTS_BY_TYPE, DocRef, DocumentKind
 from activities.orders import RELATED_ORDER_TYPES
 from baselinker.client import BaseLinkerClient
 from baselinker.models import EVENT_NAMES, JournalEntry, event_name, validation_reason
@@ -52,12 +52,24 @@ class DocumentFetch(BaseModel):
     order_id: int
 
 
+class DocumentPlan(BaseModel):
+    """How a batch fetches the documents its entries name, in few calls."""
+
+    #: Invoices and receipts by id, 100 per call.
+    invoices: list[DocRef] = []
+    receipts: list[DocRef] = []
+    #: Tracking statuses of known packages, 100 per call.
+    package_statuses: list[DocRef] = []
+    #: What can only be fetched order by order (new packages, removals).
+    per_order: list[DocumentFetch] = []
+
+
 class RecordedBatch(BaseModel):
     """What the ledger says is left to do for a batch."""
 
     to_process: list[JournalEntry]
     prefetch_order_ids: list[int]
-    prefetch_documents: list[DocumentFetch] = []
+    documents: DocumentPlan = DocumentPlan()
     statuses_stale: bool
 
 
@@ -231,7 +243,7 @@ class Ledger:
         return RecordedBatch(
             to_process=to_process,
             prefetch_order_ids=prefetch,
-            prefetch_documents=documents,
+            documents=documents,
             statuses_stale=bool(to_process) and stale,
         )
 
@@ -294,27 +306,49 @@ async def _orders_needing_snapshot(
 
 async def _documents_needing_sync(
     conn: asyncpg.Connection, ws: Any, entries: list[JournalEntry]
-) -> list[DocumentFetch]:
-    """(kind, order) pairs whose stored documents predate an entry here."""
-    newest: dict[tuple[DocumentKind, int], int] = {}
-    for entry in entries:
-        for kind in DOCUMENTS_BY_TYPE.get(entry.log_type, ()):
-            if entry.order_id is not None:
-                key = (kind, entry.order_id)
-                newest[key] = max(newest.get(key, 0), entry.log_id)
-    if not newest:
-        return []
+) -> DocumentPlan:
+    """What the batch must fetch so that its entries find their documents."""
+    needs = [
+        e for e in entries if e.order_id is not None and e.log_type in DOCUMENTS_BY_TYPE
+    ]
+    if not needs:
+        return DocumentPlan()
     synced = await conn.fetch(
         """
         SELECT kind, order_id_base, as_of_log_id FROM order_document_syncs
         WHERE workspace_id = $1 AND order_id_base = ANY($2::bigint[])
         """,
         ws,
-        list({order_id for _, order_id in newest}),
+        list({e.order_id for e in needs}),
     )
     as_of = {(r["kind"], r["order_id_base"]): r["as_of_log_id"] for r in synced}
-    return [
-        DocumentFetch(kind=kind, order_id=order_id)
-        for (kind, order_id), log_id in sorted(newest.items())
-        if as_of.get((kind, order_id), 0) < log_id
+    plan = DocumentPlan()
+    per_order: set[tuple[DocumentKind, int]] = set()
+    statuses: dict[int, DocRef] = {}
+    for entry in needs:
+        assert entry.order_id is not None
+        for kind in DOCUMENTS_BY_TYPE[entry.log_type]:
+            if as_of.get((kind, entry.order_id), 0) >= entry.log_id:
+                continue
+            ref = (
+                DocRef(order_id=entry.order_id, doc_id=entry.object_id)
+                if entry.object_id is not None
+                else None
+            )
+            if ref is not None and entry.log_type in (7, 21):
+                plan.invoices.append(ref)
+            elif ref is not None and entry.log_type == 8:
+                plan.receipts.append(ref)
+            elif ref is not None and entry.log_type == 22:
+                statuses[ref.doc_id] = ref
+            else:
+                per_order.add((kind, entry.order_id))
+    new_packages = {order_id for kind, order_id in per_order if kind == "packages"}
+    plan.package_statuses = [
+        r for r in statuses.values() if r.order_id not in new_packages
     ]
+    plan.per_order = [
+        DocumentFetch(kind=kind, order_id=order_id)
+        for kind, order_id in sorted(per_order)
+    ]
+    return plan

@@ -12,7 +12,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.baselinker import baselinker_errors
-from activities.documents import DOCUMENTS_BY_TYPE, DocumentKind
+from activities.documents import (
+    DELETIONS,
+    DOCUMENTS_BY_TYPE,
+    DocumentKind,
+    delete_document,
+)
 from baselinker.client import BaseLinkerClient
 from baselinker.models import (
     JournalEntry,
@@ -474,6 +479,8 @@ async def _type_step(
             entry.object_id,
             entry.order_id,
         )
+    elif entry.log_type in DELETIONS and entry.object_id is not None:
+        await delete_document(conn, ws, DELETIONS[entry.log_type], entry.object_id)
     elif entry.log_type == BLACKLISTED and applied.client_id is not None:
         await conn.execute(
             """

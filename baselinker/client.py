@@ -110,6 +110,26 @@ class BaseLinkerClient:
         body = await self.call("getInvoices", order_id=order_id)
         return list(body.get("invoices") or [])
 
+    async def invoices_from(self, invoice_id: int) -> list[dict[str, Any]]:
+        """Raw live invoices with ids from `invoice_id` on, at most 100."""
+        body = await self.call("getInvoices", id_from=invoice_id)
+        return list(body.get("invoices") or [])
+
+    async def receipts_from(self, receipt_id: int) -> list[dict[str, Any]]:
+        """Raw live receipts with ids from `receipt_id` on, at most 100."""
+        body = await self.call("getReceipts", id_from=receipt_id)
+        return list(body.get("receipts") or [])
+
+    async def package_histories(
+        self, package_ids: list[int]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Tracking history per package id (at most 100 ids per call)."""
+        body = await self.call(
+            "getCourierPackagesStatusHistory", package_ids=package_ids
+        )
+        histories = body.get("packages_history") or {}
+        return dict(histories) if isinstance(histories, dict) else {}
+
     async def receipt(self, order_id: int) -> dict[str, Any] | None:
         """The order's live receipt, or None when it has none."""
         try:

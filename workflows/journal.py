@@ -2,7 +2,9 @@
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -21,7 +23,14 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.baselinker import TOKEN_INVALID
-    from activities.documents import DocumentsRequest, OrderDocuments
+    from activities.documents import (
+        DOCUMENTS_PAGE_SIZE,
+        DocRef,
+        DocumentsPageRequest,
+        DocumentsRequest,
+        OrderDocuments,
+        PackageStatusRequest,
+    )
     from activities.journal import (
         JournalPage,
         JournalReader,
@@ -247,22 +256,7 @@ class JournalPoller:
                 retry_policy=BASELINKER_RETRY,
             )
         fetched = await asyncio.gather(
-            *(
-                workflow.execute_activity_method(
-                    OrderDocuments.sync_order_documents,
-                    DocumentsRequest(
-                        workspace=params.workspace,
-                        kind=fetch.kind,
-                        order_id=fetch.order_id,
-                        as_of_log_id=newest,
-                    ),
-                    task_queue=params.baselinker_task_queue,
-                    start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
-                    retry_policy=BASELINKER_RETRY,
-                )
-                for fetch in batch.prefetch_documents
-            ),
-            return_exceptions=True,
+            *self._document_calls(params, batch, newest), return_exceptions=True
         )
         failures = [f for f in fetched if isinstance(f, BaseException)]
         if failures:
@@ -343,6 +337,70 @@ class JournalPoller:
         # Whatever the outcome, the gap is dealt with: do not trigger it again.
         self._state.last_polled_at = workflow.now()
         self._state.backfilling = False
+
+    def _document_calls(
+        self, params: PollerInput, batch: RecordedBatch, newest: int
+    ) -> list[Awaitable[Any]]:
+        """The calls that fetch the batch's documents, to run together."""
+        plan = batch.documents
+        options: dict[str, Any] = {
+            "task_queue": params.baselinker_task_queue,
+            "start_to_close_timeout": BASELINKER_CALL_TIMEOUT,
+            "retry_policy": BASELINKER_RETRY,
+        }
+        calls: list[Awaitable[Any]] = [
+            self._document_pages(params, "invoices", plan.invoices, newest, options),
+            self._document_pages(params, "receipts", plan.receipts, newest, options),
+        ]
+        for start in range(0, len(plan.package_statuses), DOCUMENTS_PAGE_SIZE):
+            chunk = plan.package_statuses[start : start + DOCUMENTS_PAGE_SIZE]
+            calls.append(
+                workflow.execute_activity_method(
+                    OrderDocuments.fetch_package_statuses,
+                    PackageStatusRequest(
+                        workspace=params.workspace, wanted=chunk, as_of_log_id=newest
+                    ),
+                    **options,
+                )
+            )
+        calls += [
+            workflow.execute_activity_method(
+                OrderDocuments.sync_order_documents,
+                DocumentsRequest(
+                    workspace=params.workspace,
+                    kind=fetch.kind,
+                    order_id=fetch.order_id,
+                    as_of_log_id=newest,
+                ),
+                **options,
+            )
+            for fetch in plan.per_order
+        ]
+        return calls
+
+    async def _document_pages(
+        self,
+        params: PollerInput,
+        kind: Literal["invoices", "receipts"],
+        wanted: list[DocRef],
+        newest: int,
+        options: dict[str, Any],
+    ) -> None:
+        """id_from pages until every wanted invoice (or receipt) is covered."""
+        remaining = sorted(wanted, key=lambda r: r.doc_id)
+        while remaining:
+            page = await workflow.execute_activity_method(
+                OrderDocuments.fetch_documents_page,
+                DocumentsPageRequest(
+                    workspace=params.workspace,
+                    kind=kind,
+                    id_from=remaining[0].doc_id,
+                    wanted=remaining,
+                    as_of_log_id=newest,
+                ),
+                **options,
+            )
+            remaining = page.remaining
 
     async def _start_child(self, params: PollerInput, entry: JournalEntry) -> None:
         assert entry.order_id is not None

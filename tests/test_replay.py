@@ -8,6 +8,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.backfill import Backfill
 from workflows.journal import JournalPoller
 from workflows.orders import OrderEvent
 
@@ -17,15 +18,22 @@ HISTORIES = Path(__file__).parent / "histories"
 @pytest.mark.parametrize(
     ("name", "workflow_id"),
     [
+        # Recorded before gap backfill and documents existed: replays thanks to
+        # workflow.patched in the poller.
         ("journal_poller.json", "journal-poller/replay"),
         ("order_event.json", "order-event/replay/0"),
+        # A first start that backfilled, then followed the journal.
+        ("journal_poller_backfill.json", "journal-poller/replay2"),
+        ("backfill.json", "backfill/replay2/0"),
+        ("order_event_invoice.json", "order-event/replay2/0"),
     ],
 )
 async def test_recorded_history_replays(name: str, workflow_id: str) -> None:
-    """A poller batch and an order event recorded earlier replay without error."""
+    """Histories recorded by earlier versions replay on today's code."""
     history = WorkflowHistory.from_json(workflow_id, (HISTORIES / name).read_text())
     replayer = Replayer(
-        workflows=[JournalPoller, OrderEvent], data_converter=pydantic_data_converter
+        workflows=[JournalPoller, OrderEvent, Backfill],
+        data_converter=pydantic_data_converter,
     )
 
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

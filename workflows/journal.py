@@ -58,6 +58,10 @@ JOURNAL_RETENTION = timedelta(days=3)
 GAP_MARGIN = timedelta(hours=1)
 #: Executions started before gap detection existed replay without it.
 GAP_BACKFILL_PATCH = "journal-gap-backfill"
+#: Journal pages (100 entries each) one batch may read while backlogged.
+MAX_PAGES_PER_BATCH = 10
+#: Executions that read one page per batch replay that way.
+MULTI_PAGE_PATCH = "multi-page-batches"
 
 
 class PollerInput(BaseModel):
@@ -198,15 +202,15 @@ class JournalPoller:
     async def _poll_once(
         self, params: PollerInput, cursor: int
     ) -> tuple[int, int, bool]:
-        """One batch: returns (new cursor, entries read, whether the page was full)."""
+        """One batch: returns (new cursor, entries read, whether the page was full).
+
+        While pages come back full (a backlog), up to MAX_PAGES_PER_BATCH are
+        read first: one batch then fetches each order once for all its
+        entries, which is what spares the account's request budget.
+        """
+        pages = MAX_PAGES_PER_BATCH if workflow.patched(MULTI_PAGE_PATCH) else 1
         try:
-            page: JournalPage = await workflow.execute_activity_method(
-                JournalReader.fetch_journal,
-                SyncState(workspace=params.workspace, cursor=cursor),
-                task_queue=params.baselinker_task_queue,
-                start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
-                retry_policy=BASELINKER_RETRY,
-            )
+            page = await self._read_journal(params, cursor, pages)
         except ActivityError as err:
             if not _is_token_invalid(err):
                 raise
@@ -238,6 +242,37 @@ class JournalPoller:
         size = len(page.entries) + len(page.unreadable)
         self._state_after(newest, size)
         return newest, size, page.full
+
+    async def _read_journal(
+        self, params: PollerInput, cursor: int, pages: int
+    ) -> JournalPage:
+        """Up to `pages` journal pages from the cursor, as one page."""
+        page: JournalPage = await self._fetch_journal(params, cursor)
+        for _ in range(pages - 1):
+            if not page.full:
+                break
+            newest = max(
+                [e.log_id for e in page.entries] + [u.log_id for u in page.unreadable],
+                default=cursor,
+            )
+            more = await self._fetch_journal(params, newest)
+            page = JournalPage(
+                workspace=page.workspace,
+                entries=page.entries + more.entries,
+                unreadable=page.unreadable + more.unreadable,
+                full=more.full,
+            )
+        return page
+
+    async def _fetch_journal(self, params: PollerInput, cursor: int) -> JournalPage:
+        page: JournalPage = await workflow.execute_activity_method(
+            JournalReader.fetch_journal,
+            SyncState(workspace=params.workspace, cursor=cursor),
+            task_queue=params.baselinker_task_queue,
+            start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
+            retry_policy=BASELINKER_RETRY,
+        )
+        return page
 
     async def _prefetch(
         self, params: PollerInput, batch: RecordedBatch, newest: int

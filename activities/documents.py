@@ -139,6 +139,7 @@ class OrderDocuments:
         Packages not stored yet leave their orders to fetch for themselves.
         """
         ids = [r.doc_id for r in req.wanted]
+        asked_at = datetime.now(UTC)
         with baselinker_errors():
             histories = await self._client.package_histories(ids)
         latest = {int(k): _latest(v) for k, v in histories.items() if v}
@@ -157,10 +158,15 @@ class OrderDocuments:
             }
             await conn.executemany(
                 """
-                UPDATE packages SET tracking_status = $3, tracking_status_date = $4
-                WHERE workspace_id = $1 AND package_id = $2
+                UPDATE packages SET tracking_status = $3, tracking_status_date = $4,
+                    fetched_at = $5
+                WHERE workspace_id = $1 AND package_id = $2 AND fetched_at <= $5
                 """,
-                [(ws, p, s.status, s.date) for p, s in latest.items() if p in known],
+                [
+                    (ws, p, s.status, s.date, asked_at)
+                    for p, s in latest.items()
+                    if p in known
+                ],
             )
             unresolved = _orders_of(r for r in req.wanted if r.doc_id not in known)
             resolved = [o for o in _orders_of(req.wanted) if o not in unresolved]
@@ -196,11 +202,14 @@ class _Status(BaseModel):
 
 
 def _latest(history: list[dict[str, Any]]) -> _Status:
+    """The newest step; among steps of the same second, the last one listed."""
     steps = [
         _Status(status=h.get("tracking_status"), date=h.get("tracking_status_date"))
         for h in history
     ]
-    return max(steps, key=lambda s: s.date or datetime.min.replace(tzinfo=UTC))
+    never = datetime.min.replace(tzinfo=UTC)
+    newest = max(range(len(steps)), key=lambda i: (steps[i].date or never, i))
+    return steps[newest]
 
 
 def _orders_of(refs: Iterable[DocRef]) -> list[int]:

@@ -31,6 +31,8 @@ class BackfillPageRequest(BaseModel):
     pass_: Pass = "confirmed"
     date_confirmed_from: int | None = None
     id_from: int | None = None
+    #: Orders the previous page already synced in its last second.
+    seen_order_ids: list[int] = []
 
 
 class BackfillPageResult(BaseModel):
@@ -41,6 +43,7 @@ class BackfillPageResult(BaseModel):
     full: bool
     next_date_confirmed_from: int | None = None
     next_id_from: int | None = None
+    next_seen_order_ids: list[int] = []
 
 
 class BackfillProgress(BaseModel):
@@ -68,13 +71,14 @@ class Backfiller:
         with baselinker_errors():
             raw = await self._client.orders(**_filters(req))
         if req.pass_ == "unconfirmed":
-            unconfirmed = [item for item in raw if not _confirmed(item)]
+            wanted = [item for item in raw if not _confirmed(item)]
         else:
-            unconfirmed = raw
+            seen = set(req.seen_order_ids)
+            wanted = [item for item in raw if _order_id(item) not in seen]
         ws = await workspace_id(self._pool, req.workspace)
         orders: list[tuple[Order, dict[str, Any]]] = []
         failed: list[str] = []
-        for item in unconfirmed:
+        for item in wanted:
             try:
                 orders.append((Order.model_validate(item), item))
             except ValidationError as err:
@@ -152,6 +156,14 @@ def _confirmed(item: dict[str, Any]) -> bool:
     return str(item.get("confirmed", "")).strip().lower() in {"1", "true"}
 
 
+def _order_id(item: dict[str, Any]) -> int:
+    return int(str(item.get("order_id") or 0))
+
+
+def _confirmed_at(item: dict[str, Any]) -> int:
+    return int(str(item.get("date_confirmed") or 0))
+
+
 def _next(
     req: BackfillPageRequest, raw: list[dict[str, Any]], synced: int, failed: int
 ) -> BackfillPageResult:
@@ -161,13 +173,21 @@ def _next(
     if not full or not raw:
         return result
     if req.pass_ == "confirmed":
-        # The API's own advice: next page from the last date plus one second.
-        last = max(int(str(item.get("date_confirmed") or 0)) for item in raw)
-        result.next_date_confirmed_from = last + 1
+        # The next page starts at the last second again, not one past it: the
+        # page may have ended halfway through orders confirmed in that second.
+        # The ones already synced are skipped. Only a page that is one second
+        # throughout must step past it to make progress.
+        last = max(_confirmed_at(item) for item in raw)
+        start = req.date_confirmed_from or int(req.since.timestamp())
+        if last > start:
+            result.next_date_confirmed_from = last
+            result.next_seen_order_ids = [
+                _order_id(item) for item in raw if _confirmed_at(item) == last
+            ]
+        else:
+            result.next_date_confirmed_from = last + 1
     else:
-        result.next_id_from = (
-            max(int(str(item.get("order_id") or 0)) for item in raw) + 1
-        )
+        result.next_id_from = max(_order_id(item) for item in raw) + 1
     return result
 
 

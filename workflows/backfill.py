@@ -82,6 +82,7 @@ class Backfill:
                     update={
                         "date_confirmed_from": result.next_date_confirmed_from,
                         "id_from": result.next_id_from,
+                        "seen_order_ids": result.next_seen_order_ids,
                     }
                 )
             elif page.pass_ == "confirmed":

@@ -362,7 +362,7 @@ class JournalPoller:
         except ChildWorkflowError as err:
             self._paused = True
             self._pause_reason = (
-                f"backfill since {since.isoformat()} failed ({err.cause}); run "
+                f"backfill since {since.isoformat()} failed ({_root_cause(err)}); run "
                 f"`starter.py backfill --since {since.date()}`, then `resume`"
             )
             workflow.logger.error(
@@ -485,3 +485,10 @@ def _message(err: ActivityError) -> str:
 def _is_token_invalid(err: ActivityError) -> bool:
     cause = err.cause
     return isinstance(cause, ApplicationError) and cause.type == TOKEN_INVALID
+
+
+def _root_cause(err: BaseException) -> str:
+    """The innermost message of a failure chain: what actually went wrong."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)

@@ -792,6 +792,33 @@ async def test_packages_create_track_delete(
         sim.account.set_package_status(correios, 12)
 
 
+async def test_order_shows_its_newest_package_tracking_number(
+    sim: BaseLinkerSimulator, http: httpx.AsyncClient
+) -> None:
+    """getOrders fills delivery_package_module and delivery_package_nr from the
+    order's newest live package, and empties them when none is left."""
+    order_id = sim.account.create_order(taxed_order())
+    before = await order_on_wire(http, sim, order_id)
+    correios = sim.account.create_package(order_id)
+    jadlog = sim.account.create_package(order_id, "jadlog")
+    both = await order_on_wire(http, sim, order_id)
+    jadlog_nr = sim.account.packages[jadlog].courier_package_nr
+    correios_nr = sim.account.packages[correios].courier_package_nr
+    sim.account.delete_package(jadlog)
+    one = await order_on_wire(http, sim, order_id)
+    sim.account.delete_package(correios)
+    none = await order_on_wire(http, sim, order_id)
+
+    def shown(order: dict[str, Any] | None) -> tuple[str, str]:
+        assert order is not None
+        return order["delivery_package_module"], order["delivery_package_nr"]
+
+    assert shown(before) == ("", "")
+    assert shown(both) == ("jadlog", jadlog_nr)
+    assert shown(one) == ("correios", correios_nr)
+    assert shown(none) == ("", "")
+
+
 async def test_packages_status_history(
     sim: BaseLinkerSimulator, http: httpx.AsyncClient
 ) -> None:
@@ -1068,6 +1095,37 @@ def test_full_scenario_is_deterministic() -> None:
     assert truths[0] == truths[1]
     assert truths[0] != truths[2]
     assert truths[0]["invoices"] and truths[0]["packages"]
+
+
+def test_full_truth_leaves_out_what_only_expired_entries_tell() -> None:
+    """With observable_from, full truth keeps the links, blacklistings and
+    packages of removed orders that a backfill from that moment can still
+    learn, and drops those only older journal entries told."""
+    account = Account(clock=Clock())
+    now = account.clock.now()
+    old, recent = now - 5 * DAY, now - DAY
+    orders = [account.create_order(taxed_order(), at=old) for _ in range(6)]
+    old_copy = account.copy_order(orders[0], at=old + 60)
+    new_copy = account.copy_order(orders[1], at=recent)
+    account.merge_orders(orders[2], orders[3], at=old + 60)
+    account.blacklist_buyer(orders[4], at=old + 60)
+    account.blacklist_buyer(orders[5], at=recent)
+    kept_package = account.create_package(orders[0], at=old + 60)
+    lost_package = account.create_package(orders[1], at=old + 60)
+    account.remove_order(orders[1], at=recent)
+
+    everything = account.full_truth()
+    observable = account.full_truth(observable_from=now - 3 * DAY)
+
+    assert everything["copies"] == {old_copy: orders[0], new_copy: orders[1]}
+    assert observable["copies"] == {new_copy: orders[1]}
+    assert everything["merged"] == {orders[3]: orders[2]}
+    assert observable["merged"] == {}
+    assert everything["blacklisted_order_ids"] == [orders[4], orders[5]]
+    assert observable["blacklisted_order_ids"] == [orders[5]]
+    assert set(everything["packages"]) == {kept_package, lost_package}
+    assert set(observable["packages"]) == {kept_package}
+    assert observable["orders"] == everything["orders"]
 
 
 async def test_full_truth_is_consistent(

@@ -165,9 +165,10 @@ class BaseLinkerSimulator:
         """Canonical snapshot of every existing order, keyed by order_id."""
         return self.account.truth()
 
-    def full_truth(self) -> dict[str, Any]:
-        """Canonical snapshot of orders, invoices, receipts, packages and links."""
-        return self.account.full_truth()
+    def full_truth(self, observable_from: float | None = None) -> dict[str, Any]:
+        """Canonical snapshot of orders, invoices, receipts, packages and links
+        (without what only journal entries older than `observable_from` show)."""
+        return self.account.full_truth(observable_from)
 
     def stats(self) -> dict[str, Any]:
         """Call counters and account size, as GET /_sim/stats returns them."""

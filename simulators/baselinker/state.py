@@ -649,6 +649,7 @@ class Account:
         )
         package.track(date, TRACKING_LABEL_CREATED)
         self.packages[package_id] = package
+        self._show_tracking_number(order_id)
         self.add_journal_entry(LOG_PACKAGE_CREATED, order_id, package_id, date)
         return package_id
 
@@ -656,9 +657,21 @@ class Account:
         """Delete a package; getOrderPackages no longer returns it."""
         package = self.packages.pop(package_id)
         self.deleted_package_ids.append(package_id)
+        self._show_tracking_number(package.order_id)
         return self.add_journal_entry(
             LOG_PACKAGE_DELETED, package.order_id, package_id, at
         )
+
+    def _show_tracking_number(self, order_id: int) -> None:
+        """The order shows its newest live package's courier and number, as
+        BaseLinker fills `delivery_package_module` and `delivery_package_nr`."""
+        order = self.orders.get(order_id)
+        if order is None:
+            return
+        live = [p for p in self.packages.values() if p.order_id == order_id]
+        newest = max(live, key=lambda p: p.package_id, default=None)
+        order.delivery_package_module = newest.courier_code if newest else ""
+        order.delivery_package_nr = newest.courier_package_nr if newest else ""
 
     def set_package_status(
         self, package_id: int, tracking_status: int, at: float | None = None
@@ -805,22 +818,71 @@ class Account:
         """Canonical snapshot of every existing order, keyed by order_id."""
         return {order_id: order.to_dict() for order_id, order in self.orders.items()}
 
-    def full_truth(self) -> dict[str, Any]:
-        """Canonical snapshot of orders, documents, packages and order links."""
+    def full_truth(self, observable_from: float | None = None) -> dict[str, Any]:
+        """Canonical snapshot of orders, documents, packages and order links.
+
+        With `observable_from`, links and blacklistings made only by journal
+        entries older than that are left out: the API shows them nowhere else,
+        so a shop that catches up by backfill cannot know them. So are the
+        packages of removed orders created before then: only their order
+        leads to them.
+        """
+        packages = {i: pkg.truth() for i, pkg in self.packages.items()}
+        links = {
+            "merged": dict(self.merged),
+            "splits": dict(self.splits),
+            "copies": dict(self.copies),
+            "blacklisted_order_ids": sorted(self.blacklisted_order_ids),
+        }
+        if observable_from is not None:
+            links = self._observable(links, observable_from)
+            created = {
+                e.object_id: e.date
+                for e in self.journal
+                if e.log_type == LOG_PACKAGE_CREATED
+            }
+            packages = {
+                i: truth
+                for i, truth in packages.items()
+                if self.packages[i].order_id in self.orders
+                or created.get(i, 0) >= observable_from
+            }
         return {
             "orders": self.truth(),
             "invoices": {i: inv.to_dict() for i, inv in self.invoices.items()},
             "deleted_invoice_ids": sorted(self.deleted_invoice_ids),
             "receipts": {i: rec.to_dict() for i, rec in self.receipts.items()},
             "deleted_receipt_ids": sorted(self.deleted_receipt_ids),
-            "packages": {i: pkg.truth() for i, pkg in self.packages.items()},
+            "packages": packages,
             "deleted_package_ids": sorted(self.deleted_package_ids),
             "removed_order_ids": sorted(self.removed_order_ids),
-            "merged": dict(self.merged),
-            "splits": dict(self.splits),
-            "copies": dict(self.copies),
-            "blacklisted_order_ids": sorted(self.blacklisted_order_ids),
+            **links,
         }
+
+    def _observable(self, links: dict[str, Any], since: float) -> dict[str, Any]:
+        """`links` without what only expired journal entries tell."""
+        kinds = {
+            LOG_ORDERS_MERGED: "merged",
+            LOG_ORDER_SPLIT: "splits",
+            LOG_ORDER_COPIED: "copies",
+        }
+        seen: dict[str, set[int]] = {kind: set() for kind in kinds.values()}
+        blacklisted: set[int] = set()
+        for entry in self.journal:
+            if entry.date < since:
+                continue
+            if entry.log_type in kinds:
+                seen[kinds[entry.log_type]].add(entry.object_id)
+            elif entry.log_type == LOG_BUYER_BLACKLISTED:
+                blacklisted.add(entry.order_id)
+        observable: dict[str, Any] = {
+            kind: {k: v for k, v in links[kind].items() if k in seen[kind]}
+            for kind in kinds.values()
+        }
+        observable["blacklisted_order_ids"] = [
+            o for o in links["blacklisted_order_ids"] if o in blacklisted
+        ]
+        return observable
 
     def query_journal(
         self,

@@ -83,6 +83,7 @@ def build_workers(
             snapshots.refresh_statuses,
             documents.sync_order_documents,
             documents.fetch_documents_page,
+            documents.fetch_documents_since,
             documents.fetch_package_statuses,
             backfiller.backfill_orders_page,
         ],

@@ -18,7 +18,7 @@ from core.workspaces import workspace_id
 #: catch-up must not greet a client for a purchase made weeks ago.
 BACKFILL_SUPPRESSED = "backfill of an old order"
 
-Pass = Literal["confirmed", "unconfirmed"]
+Pass = Literal["confirmed", "unconfirmed", "invoices", "receipts", "done"]
 
 
 class BackfillPageRequest(BaseModel):
@@ -44,6 +44,8 @@ class BackfillPageResult(BaseModel):
     next_date_confirmed_from: int | None = None
     next_id_from: int | None = None
     next_seen_order_ids: list[int] = []
+    #: Orders of the page that carry a tracking number: they have packages.
+    with_packages: list[int] = []
 
 
 class BackfillProgress(BaseModel):
@@ -108,7 +110,13 @@ class Backfiller:
                 len(failed),
                 "; ".join(failed) or None,
             )
-        return _next(req, raw, len(orders), len(failed))
+        result = _next(req, raw, len(orders), len(failed))
+        result.with_packages = [
+            order.order_id
+            for order, item in orders
+            if str(item.get("delivery_package_nr") or "").strip()
+        ]
+        return result
 
     @activity.defn
     async def start_backfill(self, progress: BackfillProgress) -> None:

@@ -110,14 +110,22 @@ class BaseLinkerClient:
         body = await self.call("getInvoices", order_id=order_id)
         return list(body.get("invoices") or [])
 
-    async def invoices_from(self, invoice_id: int) -> list[dict[str, Any]]:
-        """Raw live invoices with ids from `invoice_id` on, at most 100."""
-        body = await self.call("getInvoices", id_from=invoice_id)
+    async def invoices_from(
+        self, invoice_id: int, date_from: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Raw live invoices with ids from `invoice_id` on, at most 100; with
+        `date_from`, only those issued since then."""
+        filters = {} if date_from is None else {"date_from": date_from}
+        body = await self.call("getInvoices", id_from=invoice_id, **filters)
         return list(body.get("invoices") or [])
 
-    async def receipts_from(self, receipt_id: int) -> list[dict[str, Any]]:
-        """Raw live receipts with ids from `receipt_id` on, at most 100."""
-        body = await self.call("getReceipts", id_from=receipt_id)
+    async def receipts_from(
+        self, receipt_id: int, date_from: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Raw live receipts with ids from `receipt_id` on, at most 100; with
+        `date_from`, only those issued since then."""
+        filters = {} if date_from is None else {"date_from": date_from}
+        body = await self.call("getReceipts", id_from=receipt_id, **filters)
         return list(body.get("receipts") or [])
 
     async def package_histories(
@@ -130,10 +138,15 @@ class BaseLinkerClient:
         histories = body.get("packages_history") or {}
         return dict(histories) if isinstance(histories, dict) else {}
 
-    async def receipt(self, order_id: int) -> dict[str, Any] | None:
-        """The order's live receipt, or None when it has none."""
+    async def receipt(
+        self, order_id: int | None = None, receipt_id: int | None = None
+    ) -> dict[str, Any] | None:
+        """A live receipt by id, or the order's newest; None when there is none."""
+        by_id = {"order_id": order_id} if receipt_id is None else {}
+        if receipt_id is not None:
+            by_id["receipt_id"] = receipt_id
         try:
-            body = await self.call("getReceipt", order_id=order_id)
+            body = await self.call("getReceipt", **by_id)
         except BaseLinkerError as err:
             if err.code == RECEIPT_NOT_FOUND:
                 return None

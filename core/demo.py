@@ -76,10 +76,10 @@ async def run_demo(
             finally:
                 progress.cancel()
             wall = time.monotonic() - started
-            mismatches = await compare_with_truth(
-                pool, workspace, simulator.truth(), simulator.full_truth()
-            )
             retained = simulator.clock.now() - JOURNAL_RETENTION.total_seconds()
+            mismatches = await compare_with_truth(
+                pool, workspace, simulator.truth(), simulator.full_truth(retained)
+            )
             report = {
                 "workspace": workspace,
                 "events": sum(e.date >= retained for e in simulator.account.journal),

@@ -107,14 +107,18 @@ class Pipeline:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.workers, self.tasks = [], []
 
-    async def start_poller(self, interval: float = 0.5) -> WorkflowHandle[Any, Any]:
-        """Ensure the workspace's poller runs."""
+    async def start_poller(
+        self, interval: float = 0.5, initial_backfill_days: float = 0.0
+    ) -> WorkflowHandle[Any, Any]:
+        """Ensure the workspace's poller runs; a first start with no cursor
+        backfills `initial_backfill_days` of history."""
         return await ensure_poller(
             self.client,
             workspace=self.workspace,
             task_queue=self.queues.orders,
             baselinker_task_queue=self.queues.baselinker,
             poll_interval_seconds=interval,
+            initial_backfill_days=initial_backfill_days,
         )
 
     async def drain(self, seconds: float = 120) -> dict[str, int]:

@@ -77,6 +77,8 @@ class Need(BaseModel):
 
     kind: NeedKind
     order_id: int | None = None
+    #: The document the entry names, where it must be fetched by id.
+    doc_id: int | None = None
 
 
 class ProcessResult(BaseModel):
@@ -209,15 +211,13 @@ class OrderStore:
             for o, snap in snapshots.items()
             if snap is None or snap["as_of_log_id"] < entry.log_id
         ]
-        main = snapshots[order_id]
-        if main is not None and main["found"]:
-            needs += await self._document_needs(ws, order_id, kinds, entry.log_id)
+        # Documents outlive their order (BaseLinker keeps a removed order's
+        # invoices), so they are fetched whether the order is returned or not.
+        needs += await self._document_needs(ws, entry, kinds)
         if needs:
             return ProcessResult(outcome="needs", needs=needs)
+        main = snapshots[order_id]
         assert main is not None
-        if not main["found"]:
-            return await self._order_gone(ws, entry, main)
-
         orders = {
             o: _parse(snap["payload"])
             for o, snap in snapshots.items()
@@ -228,6 +228,10 @@ class OrderStore:
             if not req.statuses_refreshed:
                 return ProcessResult(outcome="needs", needs=[Need(kind="statuses")])
             names = {}
+        if not main["found"]:
+            # A split-off order or a copy outlives its removed original.
+            other = orders.get(related) if related is not None else None
+            return await self._order_gone(ws, entry, main, other, snapshots, names)
         async with self._pool.acquire() as conn, conn.transaction():
             applied = await apply_order(
                 conn, ws, orders[order_id], main, names, _claim_for(entry)
@@ -279,8 +283,9 @@ class OrderStore:
         return {o: by_id.get(o) for o in order_ids}
 
     async def _document_needs(
-        self, ws: UUID, order_id: int, kinds: tuple[DocumentKind, ...], log_id: int
+        self, ws: UUID, entry: JournalEntry, kinds: tuple[DocumentKind, ...]
     ) -> list[Need]:
+        order_id = entry.order_id
         if not kinds:
             return []
         fresh = {
@@ -294,18 +299,29 @@ class OrderStore:
                 ws,
                 order_id,
                 list(kinds),
-                log_id,
+                entry.log_id,
             )
         }
         return [
-            Need(kind=kind, order_id=order_id) for kind in kinds if kind not in fresh
+            Need(kind=kind, order_id=order_id, doc_id=document_id(entry, kind))
+            for kind in kinds
+            if kind not in fresh
         ]
 
     async def _order_gone(
-        self, ws: UUID, entry: JournalEntry, snapshot: asyncpg.Record
+        self,
+        ws: UUID,
+        entry: JournalEntry,
+        snapshot: asyncpg.Record,
+        related: Order | None,
+        snapshots: dict[int, asyncpg.Record | None],
+        names: dict[int, str],
     ) -> ProcessResult:
-        """BaseLinker no longer returns the order: keep its row, marked removed."""
+        """BaseLinker no longer returns the order: keep its row, marked removed,
+        and still sync the order the entry names (a split-off order, a copy)."""
         async with self._pool.acquire() as conn, conn.transaction():
+            if related is not None:
+                await _apply_related(conn, ws, entry, related, snapshots, names)
             marked = await conn.fetchval(
                 """
                 UPDATE orders SET removed_at = COALESCE(removed_at, $3),
@@ -326,7 +342,7 @@ class OrderStore:
                 ws,
                 entry.order_id,
             )
-            if exists:
+            if exists or related is not None:
                 await _close_in(conn, ws, entry.log_id, "completed", None)
                 return ProcessResult(
                     outcome="completed",
@@ -368,7 +384,15 @@ async def status_names(
 
 #: Journal types whose object_id names another order to sync with this one.
 RELATED_ORDER_TYPES = frozenset({6, 17})
-SPLIT, COPIED, MERGED, BLACKLISTED = 6, 17, 5, 15
+SPLIT, COPIED, MERGED, BLACKLISTED, RECEIPT_ISSUED = 6, 17, 5, 15, 8
+
+
+def document_id(entry: JournalEntry, kind: DocumentKind) -> int | None:
+    """The receipt a receipt entry names: fetched by id, since BaseLinker's
+    per-order receipt call shows only the newest. Other kinds go by order."""
+    if kind == "receipts" and entry.log_type == RECEIPT_ISSUED:
+        return entry.object_id
+    return None
 
 
 def _related_order(entry: JournalEntry) -> int | None:
@@ -427,11 +451,32 @@ async def apply_order(
         await _replace_lines(conn, order_uuid, order, products)
     if claim is None:
         return AppliedOrder(order_uuid, client_id, new_client=False, new_order=False)
+    if claim.suppressed is None:
+        origin = await _origin(conn, ws, order.order_id)
+        claim = replace(claim, suppressed=origin) if origin else claim
     new_order = await _claim(conn, ws, "new_order", str(order.order_id), claim)
     new_client = identity is not None and await _claim(
         conn, ws, "new_client", identity.key, claim
     )
     return AppliedOrder(order_uuid, client_id, new_client, new_order)
+
+
+async def _origin(conn: asyncpg.Connection, ws: UUID, order_id: int) -> str | None:
+    """Whether a ledgered entry split the order off or copied it, as a muting
+    reason: its own entries may run before the one that names it."""
+    row = await conn.fetchrow(
+        """
+        SELECT event_type, order_id FROM event_queue
+        WHERE workspace_id = $1 AND object_id = $2 AND event_type IN (6, 17)
+        ORDER BY event_log_id LIMIT 1
+        """,
+        ws,
+        order_id,
+    )
+    if row is None:
+        return None
+    link = "split_from" if row["event_type"] == SPLIT else "copied_from"
+    return f"{link} {row['order_id']}"
 
 
 async def _apply_related(

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         OrderStore,
         ProcessRequest,
         ProcessResult,
+        document_id,
     )
     from workflows.policies import (
         BASELINKER_CALL_TIMEOUT,
@@ -109,6 +110,7 @@ class OrderEvent:
             kind=need.kind,
             order_id=need.order_id,
             as_of_log_id=log_id,
+            doc_id=need.doc_id,
         )
         await workflow.execute_activity_method(
             OrderDocuments.sync_order_documents, documents, **options
@@ -123,7 +125,7 @@ def _everything(event: OrderEventInput) -> list[Need]:
     if entry.log_type in RELATED_ORDER_TYPES and entry.object_id is not None:
         needs.append(Need(kind="snapshot", order_id=entry.object_id))
     needs += [
-        Need(kind=kind, order_id=entry.order_id)
+        Need(kind=kind, order_id=entry.order_id, doc_id=document_id(entry, kind))
         for kind in DOCUMENTS_BY_TYPE.get(entry.log_type, ())
     ]
     return needs

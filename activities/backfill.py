@@ -44,7 +44,8 @@ class BackfillPageResult(BaseModel):
     next_date_confirmed_from: int | None = None
     next_id_from: int | None = None
     next_seen_order_ids: list[int] = []
-    #: Orders of the page that carry a tracking number: they have packages.
+    #: Orders of the page older than the journal that carry a tracking
+    #: number: they have packages no journal entry will bring.
     with_packages: list[int] = []
 
 
@@ -88,14 +89,20 @@ class Backfiller:
                     f"order {item.get('order_id')}: {err.error_count()} bad fields"
                 )
         names = await status_names(self._pool, ws, [o for o, _ in orders]) or {}
+        old = {
+            order.order_id
+            for order, _ in orders
+            if order.date_add is None or order.date_add < req.journal_window_start
+        }
         async with self._pool.acquire() as conn, conn.transaction():
             for order, item in orders:
                 snapshot = {"payload": item, "fetched_at": asked_at}
                 await _store_snapshot(conn, ws, order.order_id, item, asked_at)
-                old = (
-                    order.date_add is None or order.date_add < req.journal_window_start
+                claim = (
+                    Claim(log_id=0, suppressed=BACKFILL_SUPPRESSED)
+                    if order.order_id in old
+                    else None
                 )
-                claim = Claim(log_id=0, suppressed=BACKFILL_SUPPRESSED) if old else None
                 await apply_order(conn, ws, order, snapshot, names, claim)
             await conn.execute(
                 """
@@ -111,10 +118,12 @@ class Backfiller:
                 "; ".join(failed) or None,
             )
         result = _next(req, raw, len(orders), len(failed))
+        # Newer orders' packages come with their journal entries.
         result.with_packages = [
             order.order_id
             for order, item in orders
-            if str(item.get("delivery_package_nr") or "").strip()
+            if order.order_id in old
+            and str(item.get("delivery_package_nr") or "").strip()
         ]
         return result
 

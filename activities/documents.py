@@ -83,6 +83,9 @@ class PackageStatusRequest(BaseModel):
     workspace: str
     wanted: list[DocRef]
     as_of_log_id: int
+    #: Packages the journal just announced, not stored yet; their orders'
+    #: snapshots, fetched after the journal, show their courier and number.
+    new: list[DocRef] = []
 
 
 class DocumentsSinceRequest(BaseModel):
@@ -201,11 +204,14 @@ class OrderDocuments:
 
     @activity.defn
     async def fetch_package_statuses(self, req: PackageStatusRequest) -> PageResult:
-        """One status-history call for up to 100 packages already known here.
+        """One status-history call for up to 100 packages.
 
-        Packages not stored yet leave their orders to fetch for themselves.
+        A new package is stored from its order's snapshot when that shows it
+        unambiguously; any other package not stored yet leaves its order to
+        fetch the whole list for itself.
         """
-        ids = [r.doc_id for r in req.wanted]
+        refs = [*req.wanted, *req.new]
+        ids = [r.doc_id for r in refs]
         asked_at = datetime.now(UTC)
         with baselinker_errors():
             histories = await self._client.package_histories(ids)
@@ -223,6 +229,16 @@ class OrderDocuments:
                     ids,
                 )
             }
+            adopted = [
+                row
+                for ref in req.new
+                if ref.doc_id not in known and ref.doc_id in latest
+                for row in await _package_from_snapshot(
+                    conn, ws, ref, latest[ref.doc_id], req.as_of_log_id
+                )
+            ]
+            await _upsert(conn, ws, "packages", adopted, asked_at)
+            known |= {row[0] for row in adopted}
             await conn.executemany(
                 """
                 UPDATE packages SET tracking_status = $3, tracking_status_date = $4,
@@ -235,8 +251,8 @@ class OrderDocuments:
                     if p in known
                 ],
             )
-            unresolved = _orders_of(r for r in req.wanted if r.doc_id not in known)
-            resolved = [o for o in _orders_of(req.wanted) if o not in unresolved]
+            unresolved = _orders_of(r for r in refs if r.doc_id not in known)
+            resolved = [o for o in _orders_of(refs) if o not in unresolved]
             await _mark_synced(conn, ws, "packages", resolved, req.as_of_log_id)
         return PageResult(unresolved_orders=unresolved)
 
@@ -403,6 +419,55 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ),
     ),
 }
+
+
+async def _package_from_snapshot(
+    conn: asyncpg.Connection,
+    ws: UUID,
+    ref: DocRef,
+    status: _Status,
+    as_of_log_id: int,
+) -> list[Row]:
+    """The new package's row, as its order's snapshot shows it; none when the
+    snapshot is older than the batch, shows no number, or shows a number
+    another live package of the order already has (a package created since:
+    the order then fetches its whole list)."""
+    snapshot = await conn.fetchrow(
+        """
+        SELECT payload FROM order_snapshots
+        WHERE workspace_id = $1 AND order_id_base = $2 AND found
+          AND as_of_log_id >= $3
+        """,
+        ws,
+        ref.order_id,
+        as_of_log_id,
+    )
+    if snapshot is None:
+        return []
+    courier = str(snapshot["payload"].get("delivery_package_module") or "").strip()
+    number = str(snapshot["payload"].get("delivery_package_nr") or "").strip()
+    taken = await conn.fetchval(
+        """
+        SELECT true FROM packages
+        WHERE workspace_id = $1 AND order_id_base = $2 AND package_id <> $3
+          AND deleted_at IS NULL AND courier_package_nr = $4
+        """,
+        ws,
+        ref.order_id,
+        ref.doc_id,
+        number,
+    )
+    if not number or taken:
+        return []
+    raw = {
+        "package_id": ref.doc_id,
+        "order_id": ref.order_id,
+        "courier_code": courier,
+        "courier_package_nr": number,
+        "source": "getOrders delivery_package_module/delivery_package_nr",
+    }
+    columns = (courier, number, None, status.status, status.date, None)
+    return [(ref.doc_id, ref.order_id, columns, raw)]
 
 
 async def _upsert(

@@ -60,6 +60,9 @@ class DocumentPlan(BaseModel):
     receipts: list[DocRef] = []
     #: Tracking statuses of known packages, 100 per call.
     package_statuses: list[DocRef] = []
+    #: Packages created in the batch, one per order: their order's snapshot
+    #: shows courier and number, so they join the status calls.
+    new_packages: list[DocRef] = []
     #: What can only be fetched order by order (new packages, removals).
     per_order: list[DocumentFetch] = []
 
@@ -325,6 +328,7 @@ async def _documents_needing_sync(
     plan = DocumentPlan()
     per_order: set[tuple[DocumentKind, int]] = set()
     statuses: dict[int, DocRef] = {}
+    created: dict[int, list[DocRef]] = {}
     for entry in needs:
         assert entry.order_id is not None
         for kind in DOCUMENTS_BY_TYPE[entry.log_type]:
@@ -341,12 +345,18 @@ async def _documents_needing_sync(
                 plan.receipts.append(ref)
             elif ref is not None and entry.log_type == 22:
                 statuses[ref.doc_id] = ref
+            elif ref is not None and entry.log_type == 9:
+                created.setdefault(entry.order_id, []).append(ref)
             else:
                 per_order.add((kind, entry.order_id))
-    new_packages = {order_id for kind, order_id in per_order if kind == "packages"}
-    plan.package_statuses = [
-        r for r in statuses.values() if r.order_id not in new_packages
-    ]
+    for order_id, refs in created.items():
+        # The order shows only its newest package: two new ones need the list.
+        if len(refs) == 1 and ("packages", order_id) not in per_order:
+            plan.new_packages.append(refs[0])
+        else:
+            per_order.add(("packages", order_id))
+    listed = {order_id for kind, order_id in per_order if kind == "packages"}
+    plan.package_statuses = [r for r in statuses.values() if r.order_id not in listed]
     plan.per_order = [
         DocumentFetch(kind=kind, order_id=order_id)
         for kind, order_id in sorted(per_order)

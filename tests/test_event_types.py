@@ -237,6 +237,63 @@ async def test_package_created_tracked_and_deleted(pipeline: Pipeline) -> None:
     await assert_matches_baselinker(pipeline)
 
 
+async def test_a_new_package_is_read_from_its_order_in_bulk(
+    pipeline: Pipeline,
+) -> None:
+    """A package created (9) alone on its order takes courier and number from
+    the order's snapshot and its status from the bulk history call: no
+    getOrderPackages call for it."""
+    account = pipeline.simulator.account
+    order_id = account.create_order(shop_order("pacote@example.com", WHEY))
+    package_id = account.create_package(order_id, "jadlog")
+    await pipeline.start_poller()
+
+    await pipeline.drain()
+
+    row = await one(
+        pipeline,
+        "SELECT * FROM packages WHERE workspace_id = $1 AND package_id = $2",
+        package_id,
+    )
+    assert row["courier_code"] == "jadlog"
+    assert row["courier_package_nr"] == account.packages[package_id].courier_package_nr
+    assert row["tracking_status"] == 1
+    assert pipeline.simulator.calls["getOrderPackages"] == 0
+    assert pipeline.simulator.calls["getCourierPackagesStatusHistory"] == 1
+    await assert_matches_baselinker(pipeline)
+
+
+async def test_a_package_the_journal_had_not_shown_yet_is_set_right(
+    pipeline: Pipeline,
+) -> None:
+    """When the order already shows a newer package than the journal read had
+    (created in between), the older one first takes the newer's number; the
+    newer's own entry finds the clash and lists the order's packages, which
+    sets both right."""
+    account = pipeline.simulator.account
+    order_id = account.create_order(shop_order("corrida@example.com", SERUM))
+    first = account.create_package(order_id, "correios")
+    second = account.create_package(order_id, "jadlog")
+    # The journal has not written the second entry yet when the poller reads.
+    late = account.journal.pop()
+    await pipeline.start_poller()
+    await pipeline.drain()
+    package_sql = "SELECT * FROM packages WHERE workspace_id = $1 AND package_id = $2"
+    early = await one(pipeline, package_sql, first)
+    assert early["courier_package_nr"] == account.packages[second].courier_package_nr
+
+    account.journal.append(late)
+    await pipeline.drain()
+
+    for package_id in (first, second):
+        row = await one(pipeline, package_sql, package_id)
+        truth = account.packages[package_id]
+        assert row["courier_package_nr"] == truth.courier_package_nr
+        assert row["courier_code"] == truth.courier_code
+    assert pipeline.simulator.calls["getOrderPackages"] == 1
+    await assert_matches_baselinker(pipeline)
+
+
 async def test_lines_added_edited_and_removed(pipeline: Pipeline) -> None:
     """A line added (12) appears, a line whose quantity and price were edited
     (13) carries the new values, and a removed line (14) is gone from

@@ -1,5 +1,6 @@
 """The worker: runs workflows and database activities, and the BaseLinker calls
-on their own rate-capped task queue. `python worker.py` until SIGTERM/SIGINT."""
+on their own task queue, paced to the account's budget. `python worker.py`
+until SIGTERM/SIGINT."""
 
 import asyncio
 import signal
@@ -14,6 +15,7 @@ from activities.backfill import Backfiller
 from activities.documents import OrderDocuments
 from activities.journal import JournalReader, Ledger
 from activities.orders import OrderSnapshots, OrderStore
+from baselinker.budget import RequestBudget
 from baselinker.client import BaseLinkerClient
 from core.db import create_pool
 from core.log import configure_logging
@@ -53,7 +55,11 @@ def build_workers(
     queues: Queues,
     requests_per_minute: int,
 ) -> list[Worker]:
-    """One worker per task queue, sharing the pool and the BaseLinker client."""
+    """One worker per task queue, sharing the pool and the BaseLinker client;
+    the client's calls keep to `requests_per_minute` across every worker."""
+    baselinker.pace_with(
+        RequestBudget(pool, baselinker.account, requests_per_minute).wait_turn
+    )
     ledger, store = Ledger(pool), OrderStore(pool)
     reader, snapshots = JournalReader(baselinker), OrderSnapshots(pool, baselinker)
     documents = OrderDocuments(pool, baselinker)
@@ -87,9 +93,7 @@ def build_workers(
             documents.fetch_package_statuses,
             backfiller.backfill_orders_page,
         ],
-        # Enforced by the server across every worker on this queue: the
-        # account's budget holds however many workers run.
-        max_task_queue_activities_per_second=requests_per_minute / 60,
+        # The budget itself is kept by RequestBudget, across every worker.
         max_concurrent_activities=4,
     )
     return [orders, api]

@@ -2,11 +2,14 @@
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+
+from baselinker.budget import account_key
 
 #: Error codes that mean the token itself is wrong: retrying cannot help.
 TOKEN_ERROR_CODES = frozenset({"ERROR_BAD_TOKEN", "ERROR_USER_ACCOUNT_BLOCKED"})
@@ -67,9 +70,18 @@ class BaseLinkerClient:
         self._url = url
         self._zone = ZoneInfo(block_timezone)
         self._http = httpx.AsyncClient(timeout=timeout, headers={"X-BLToken": token})
+        self._wait_turn: Callable[[], Awaitable[None]] | None = None
+        #: The account this token belongs to, safe to store and log.
+        self.account = account_key(token)
+
+    def pace_with(self, wait_turn: Callable[[], Awaitable[None]]) -> None:
+        """Wait for `wait_turn` before every request (the account's budget)."""
+        self._wait_turn = wait_turn
 
     async def call(self, method: str, **parameters: Any) -> dict[str, Any]:
         """One API call; returns the SUCCESS envelope or raises BaseLinkerError."""
+        if self._wait_turn is not None:
+            await self._wait_turn()
         response = await self._http.post(
             self._url,
             data={"method": method, "parameters": json.dumps(parameters)},

@@ -107,6 +107,7 @@ def poll(workspace: Workspace = None) -> None:
             baselinker_task_queue=settings.baselinker_task_queue,
             poll_interval_seconds=settings.poll_interval_seconds,
             initial_backfill_days=settings.initial_backfill_days,
+            idle_max_seconds=settings.poll_idle_max_seconds,
         )
         console.print(f"poller running: [bold]{handle.id}[/]")
 

@@ -70,6 +70,7 @@ async def run_dev(settings: Settings) -> None:
             baselinker_task_queue=settings.baselinker_task_queue,
             poll_interval_seconds=interval,
             initial_backfill_days=settings.initial_backfill_days,
+            idle_max_seconds=settings.poll_idle_max_seconds,
         )
         _banner(settings, url, temporal.web_ui, simulator, handle.id)
         try:

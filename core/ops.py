@@ -34,8 +34,13 @@ async def ensure_poller(
     baselinker_task_queue: str,
     poll_interval_seconds: float,
     initial_backfill_days: float = 0.0,
+    idle_max_seconds: float | None = None,
 ) -> WorkflowHandle[Any, Any]:
-    """Start the workspace's poller unless it already runs (then a no-op)."""
+    """Start the workspace's poller unless it already runs (then a no-op).
+
+    With `idle_max_seconds`, an idle journal is polled less and less often,
+    up to that rest; None keeps the interval whatever the journal holds.
+    """
     return await client.start_workflow(
         JournalPoller.run,
         PollerInput(
@@ -43,6 +48,7 @@ async def ensure_poller(
             baselinker_task_queue=baselinker_task_queue,
             poll_interval_seconds=poll_interval_seconds,
             initial_backfill_days=initial_backfill_days,
+            idle_max_seconds=idle_max_seconds,
         ),
         id=poller_workflow_id(workspace),
         task_queue=task_queue,

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     baselinker_timeout_seconds: float = Field(30.0, gt=0)
 
     poll_interval_seconds: float = Field(30.0, gt=0, le=3600)
+    poll_idle_max_seconds: float = Field(60.0, gt=0, le=3600)
     initial_backfill_days: float = Field(30.0, ge=0, le=3650)
     simulator_port: int = 8090
     simulator_seed: int = 1

@@ -62,6 +62,16 @@ GAP_BACKFILL_PATCH = "journal-gap-backfill"
 MAX_PAGES_PER_BATCH = 10
 #: Executions that read one page per batch replay that way.
 MULTI_PAGE_PATCH = "multi-page-batches"
+#: Executions that rested a full interval after every batch, prefetched
+#: documents before orders and started a batch's children all at once replay
+#: that way.
+BATCH_PACING_PATCH = "batch-pacing"
+#: Children started together, awaited before the next wave starts.
+CHILD_START_WAVE = 100
+#: Empty polls in a row before the rest starts to grow.
+IDLE_POLLS_BEFORE_BACKOFF = 3
+#: How much longer each further empty poll rests, up to the idle maximum.
+IDLE_BACKOFF_FACTOR = 1.5
 
 
 class PollerInput(BaseModel):
@@ -79,6 +89,10 @@ class PollerInput(BaseModel):
     last_polled_at: datetime | None = None
     #: On a first start, how many days of history to backfill (0: none).
     initial_backfill_days: float = 0.0
+    #: Longest rest while the journal stays empty; None keeps the interval.
+    idle_max_seconds: float | None = None
+    #: Polls in a row that found nothing new.
+    idle_polls: int = 0
 
 
 class PollerState(BaseModel):
@@ -106,6 +120,7 @@ class JournalPoller:
     @workflow.init
     def __init__(self, params: PollerInput) -> None:
         self._poll_now = False
+        self._pacing = False
         self._paused = params.paused
         self._pause_reason = params.pause_reason
         self._state = PollerState(
@@ -121,6 +136,7 @@ class JournalPoller:
 
     @workflow.run
     async def run(self, params: PollerInput) -> None:
+        self._pacing = workflow.patched(BATCH_PACING_PATCH)
         cursor = params.cursor
         if cursor is None:
             stored = await workflow.execute_activity_method(
@@ -146,6 +162,8 @@ class JournalPoller:
 
         full = False
         batch_size = 0
+        idle_polls = params.idle_polls
+        batch_started = workflow.now()
         if not self._paused:
             # Cleared before the batch, so a poll_now that arrives during it
             # wakes the next wait instead of being lost.
@@ -153,15 +171,18 @@ class JournalPoller:
             self._state.polling = True
             cursor, batch_size, full = await self._poll_once(params, cursor)
             self._state.polling = False
+            idle_polls = idle_polls + 1 if batch_size == 0 else 0
         await self._save(params, cursor, batch_size)
 
-        if not full:
-            # The interval running out is the normal way to wake up.
+        rest = timedelta(seconds=params.poll_interval_seconds)
+        if self._pacing:
+            rest = rest_before_next_poll(
+                params, idle_polls, workflow.now() - batch_started
+            )
+        if not full and rest > timedelta(0):
+            # The rest running out is the normal way to wake up.
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self._poll_now,
-                    timeout=timedelta(seconds=params.poll_interval_seconds),
-                )
+                await workflow.wait_condition(lambda: self._poll_now, timeout=rest)
 
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
@@ -172,6 +193,7 @@ class JournalPoller:
                     "pause_reason": self._pause_reason,
                     "batches": params.batches + 1,
                     "last_polled_at": self._state.last_polled_at,
+                    "idle_polls": idle_polls,
                 }
             )
         )
@@ -237,7 +259,17 @@ class JournalPoller:
         )
         await self._prefetch(params, batch, newest)
 
-        await asyncio.gather(*(self._start_child(params, e) for e in batch.to_process))
+        if self._pacing:
+            # The server starts a wave of 100 children about twice as fast per
+            # child as it starts a thousand at once.
+            entries = batch.to_process
+            for start in range(0, len(entries), CHILD_START_WAVE):
+                wave = entries[start : start + CHILD_START_WAVE]
+                await asyncio.gather(*(self._start_child(params, e) for e in wave))
+        else:
+            await asyncio.gather(
+                *(self._start_child(params, e) for e in batch.to_process)
+            )
 
         size = len(page.entries) + len(page.unreadable)
         self._state_after(newest, size)
@@ -290,16 +322,61 @@ class JournalPoller:
                 start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
                 retry_policy=BASELINKER_RETRY,
             )
-        fetched = await asyncio.gather(
-            *self._document_calls(params, batch, newest), return_exceptions=True
-        )
+        wanted = sorted(batch.prefetch_order_ids)
+        if self._pacing:
+            # Together: the rate-capped queue paces them, the round trips
+            # overlap. Package statuses wait for the orders: a new package's
+            # courier and number come from its order's fresh snapshot.
+            documents = self._document_calls(params, batch, newest, packages=False)
+            then_packages = self._orders_then_packages(params, batch, wanted, newest)
+            fetched = await asyncio.gather(
+                *documents, then_packages, return_exceptions=True
+            )
+        else:
+            documents = self._document_calls(params, batch, newest, packages=True)
+            fetched = await asyncio.gather(*documents, return_exceptions=True)
+            await self._prefetch_orders(params, wanted, newest)
         failures = [f for f in fetched if isinstance(f, BaseException)]
         if failures:
             workflow.logger.warning(
                 "document prefetch failed; events will fetch for themselves",
                 extra={"workspace": params.workspace, "failed": len(failures)},
             )
-        wanted = sorted(batch.prefetch_order_ids)
+
+    async def _orders_then_packages(
+        self, params: PollerInput, batch: RecordedBatch, wanted: list[int], newest: int
+    ) -> None:
+        """Order snapshots first, then every package status call of the batch."""
+        await self._prefetch_orders(params, wanted, newest)
+        plan = batch.documents
+        refs = [(r, False) for r in plan.package_statuses]
+        refs += [(r, True) for r in plan.new_packages]
+        chunks = [
+            refs[start : start + DOCUMENTS_PAGE_SIZE]
+            for start in range(0, len(refs), DOCUMENTS_PAGE_SIZE)
+        ]
+        await asyncio.gather(
+            *(
+                workflow.execute_activity_method(
+                    OrderDocuments.fetch_package_statuses,
+                    PackageStatusRequest(
+                        workspace=params.workspace,
+                        wanted=[r for r, new in chunk if not new],
+                        new=[r for r, new in chunk if new],
+                        as_of_log_id=newest,
+                    ),
+                    task_queue=params.baselinker_task_queue,
+                    start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
+                    retry_policy=BASELINKER_RETRY,
+                )
+                for chunk in chunks
+            )
+        )
+
+    async def _prefetch_orders(
+        self, params: PollerInput, wanted: list[int], newest: int
+    ) -> None:
+        """id_from pages until every wanted order's snapshot is stored."""
         while wanted:
             try:
                 result = await workflow.execute_activity_method(
@@ -374,9 +451,10 @@ class JournalPoller:
         self._state.backfilling = False
 
     def _document_calls(
-        self, params: PollerInput, batch: RecordedBatch, newest: int
+        self, params: PollerInput, batch: RecordedBatch, newest: int, packages: bool
     ) -> list[Awaitable[Any]]:
-        """The calls that fetch the batch's documents, to run together."""
+        """The calls that fetch the batch's documents, to run together; with
+        `packages`, the package status calls too."""
         plan = batch.documents
         options: dict[str, Any] = {
             "task_queue": params.baselinker_task_queue,
@@ -387,7 +465,9 @@ class JournalPoller:
             self._document_pages(params, "invoices", plan.invoices, newest, options),
             self._document_pages(params, "receipts", plan.receipts, newest, options),
         ]
-        for start in range(0, len(plan.package_statuses), DOCUMENTS_PAGE_SIZE):
+        for start in range(
+            0, len(plan.package_statuses) if packages else 0, DOCUMENTS_PAGE_SIZE
+        ):
             chunk = plan.package_statuses[start : start + DOCUMENTS_PAGE_SIZE]
             calls.append(
                 workflow.execute_activity_method(
@@ -475,6 +555,23 @@ class JournalPoller:
             start_to_close_timeout=DATABASE_TIMEOUT,
             retry_policy=DATABASE_RETRY,
         )
+
+
+def rest_before_next_poll(
+    params: PollerInput, idle_polls: int, spent: timedelta
+) -> timedelta:
+    """How long to rest after a batch that took `spent`.
+
+    Polls start an interval apart, so the batch's own time is not added to
+    the wait; while the journal stays empty the interval grows towards the
+    idle maximum, sparing the account's budget.
+    """
+    interval = params.poll_interval_seconds
+    extra = idle_polls - IDLE_POLLS_BEFORE_BACKOFF
+    if params.idle_max_seconds is not None and extra > 0:
+        longest = max(interval, params.idle_max_seconds)
+        interval = min(interval * IDLE_BACKOFF_FACTOR**extra, longest)
+    return max(timedelta(0), timedelta(seconds=interval) - spent)
 
 
 def _message(err: ActivityError) -> str:

@@ -26,6 +26,10 @@ HISTORIES = Path(__file__).parent / "histories"
         ("journal_poller_backfill.json", "journal-poller/replay2"),
         ("backfill.json", "backfill/replay2/0"),
         ("order_event_invoice.json", "order-event/replay2/0"),
+        # Paced batches (children in waves, rests from the poll's start) and
+        # OrderEvents whose database steps are local activities.
+        ("journal_poller_paced.json", "journal-poller/replay3"),
+        ("order_event_local.json", "order-event/replay3/9000045"),
     ],
 )
 async def test_recorded_history_replays(name: str, workflow_id: str) -> None:

@@ -335,6 +335,8 @@ async def steady_phase(stack: Stack, options: Options) -> dict[str, Any]:
         """
         SELECT event_log_id, status,
             EXTRACT(EPOCH FROM event_date)::float8 AS dated,
+            EXTRACT(EPOCH FROM created_at)::float8 AS ledgered,
+            EXTRACT(EPOCH FROM started_at)::float8 AS started,
             EXTRACT(EPOCH FROM processed_at)::float8 AS closed
         FROM event_queue WHERE workspace_id = $1 AND event_log_id > $2
         """,
@@ -348,6 +350,12 @@ async def steady_phase(stack: Stack, options: Options) -> dict[str, Any]:
         for r in completed
         if r["event_log_id"] in appended
     ]
+    timed = [r for r in completed if r["event_log_id"] in appended and r["started"]]
+    stages = {
+        "to_ledger": [r["ledgered"] - appended[r["event_log_id"]] for r in timed],
+        "to_start": [r["started"] - r["ledgered"] for r in timed],
+        "to_close": [r["closed"] - r["started"] for r in timed],
+    }
     mismatches = await compare_with_truth(
         pool, stack.workspace, simulator.truth(), simulator.full_truth()
     )
@@ -363,6 +371,13 @@ async def steady_phase(stack: Stack, options: Options) -> dict[str, Any]:
         "steady_mismatches": len(mismatches),
         **_spread("freshness", fresh),
         **_spread("freshness_from_append", exact),
+        # Where the time goes: the entry appears, the poller ledgers it (after
+        # its journal read), its OrderEvent starts processing, and closes it.
+        "freshness_stages": {
+            key: figure
+            for stage, values in stages.items()
+            for key, figure in _spread(stage, values).items()
+        },
         "steady_cpu": cpu,
     }
 

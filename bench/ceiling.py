@@ -50,30 +50,34 @@ class CeilingParent:
     async def run(self, params: CeilingInput) -> None:
         end = min(params.started + params.batch, params.total)
         await asyncio.gather(
-            *(self._start_child(params.run, i) for i in range(params.started, end))
+            *(start_ceiling_child(params.run, i) for i in range(params.started, end))
         )
 
         if end < params.total:
             workflow.continue_as_new(params.model_copy(update={"started": end}))
 
-    async def _start_child(self, run: str, index: int) -> None:
-        # The poller's start options, search attributes included: indexing
-        # them is part of what the server does per child.
-        await workflow.start_child_workflow(
-            CeilingChild.run,
-            index,
-            id=child_workflow_id(run, index),
-            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.WORKSPACE, f"bench-ceiling-{run}"),
-                    SearchAttributePair(sa.JOURNAL_LOG_TYPE, 0),
-                    SearchAttributePair(sa.JOURNAL_EVENT, "ceiling"),
-                    SearchAttributePair(sa.BASELINKER_ORDER_ID, index),
-                ]
-            ),
-        )
+
+async def start_ceiling_child(run: str, index: int) -> None:
+    """Start one empty child from inside a parent workflow.
+
+    The poller's start options, search attributes included: indexing them is
+    part of what the server does per child.
+    """
+    await workflow.start_child_workflow(
+        CeilingChild.run,
+        index,
+        id=child_workflow_id(run, index),
+        parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.WORKSPACE, f"bench-ceiling-{run}"),
+                SearchAttributePair(sa.JOURNAL_LOG_TYPE, 0),
+                SearchAttributePair(sa.JOURNAL_EVENT, "ceiling"),
+                SearchAttributePair(sa.BASELINKER_ORDER_ID, index),
+            ]
+        ),
+    )
 
 
 def child_workflow_id(run: str, index: int) -> str:
@@ -112,7 +116,7 @@ async def measure_ceiling(client: Client, children: int) -> CeilingResult:
             id=f"bench-ceiling/{run}",
             task_queue=queue,
         )
-        await _wait_completed(client, query, children)
+        await wait_completed(client, query, children)
     # The count is polled; the close times say exactly when the last one ended.
     closed = [
         execution.close_time
@@ -122,7 +126,8 @@ async def measure_ceiling(client: Client, children: int) -> CeilingResult:
     return CeilingResult(len(closed), (max(closed) - started).total_seconds())
 
 
-async def _wait_completed(client: Client, query: str, children: int) -> None:
+async def wait_completed(client: Client, query: str, children: int) -> None:
+    """Return once `query` counts `children` executions."""
     while True:
         completed = (await client.count_workflows(query)).count
         if completed >= children:

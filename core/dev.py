@@ -2,7 +2,9 @@
 
 import asyncio
 import contextlib
+import fcntl
 import signal
+from collections.abc import Iterator
 
 import asyncpg
 import structlog
@@ -25,19 +27,48 @@ DEV_INITIAL_ORDERS = 20
 DEV_SIMULATOR_POLL_INTERVAL = 5.0
 
 
-class PortInUseError(RuntimeError):
-    """Something already listens where `make dev` wants to."""
+#: What a second local system must move so that it shares nothing.
+OWN_STACK = "DATA_DIR, TEMPORAL_ADDRESS, TEMPORAL_UI_PORT and SIMULATOR_PORT"
+
+
+class DevInUseError(RuntimeError):
+    """Another `make dev` owns the data directory, or a port it needs."""
+
+
+@contextlib.contextmanager
+def dev_lock(settings: Settings) -> Iterator[None]:
+    """Hold DATA_DIR for this `make dev`; a second one on it stops at once.
+
+    Two on one DATA_DIR would share its database and workspace while each
+    plays its own simulated shop, and mix their data.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.data_dir / "dev.lock", "w") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            msg = (
+                f"another `make dev` is running on {settings.data_dir}: stop it, "
+                f"or give this one its own {OWN_STACK}"
+            )
+            raise DevInUseError(msg) from None
+        yield
 
 
 async def run_dev(settings: Settings) -> None:
     """Start everything that is not running, then run until SIGINT/SIGTERM."""
+    with dev_lock(settings):
+        await _run_stack(settings)
+
+
+async def _run_stack(settings: Settings) -> None:
     port = settings.simulator_port
     if settings.baselinker_token is None and await reachable(f"127.0.0.1:{port}"):
         msg = (
             f"port {port} is in use: is `make dev` already running? "
-            "(SIMULATOR_PORT picks another)"
+            f"(a second one needs its own {OWN_STACK})"
         )
-        raise PortInUseError(msg)
+        raise DevInUseError(msg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -125,7 +156,10 @@ def _banner(
 ) -> None:
     console = Console(stderr=True, soft_wrap=True)
     console.rule("baselinker-temporal is running")
-    console.print(f"Temporal Web UI  {web_ui or settings.temporal_address}")
+    if web_ui is not None:
+        console.print(f"Temporal Web UI  {web_ui}")
+    else:
+        console.print(f"Temporal         {settings.temporal_address} (already running)")
     console.print(f"Poller           {poller_id}")
     console.print(f"Database         {database_url}")
     if simulator is not None:

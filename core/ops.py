@@ -26,6 +26,10 @@ from workflows.orders import OrderEvent
 LEDGER_STATUSES = ("pending", "processing", "completed", "failed", "ignored")
 
 
+#: The outcome of a named log id that cannot be retried.
+NOT_RETRIED = "not found: no ledger entry with an order under that log id"
+
+
 async def ensure_poller(
     client: Client,
     *,
@@ -178,10 +182,12 @@ async def retry_events(
     baselinker_task_queue: str,
 ) -> list[tuple[int, str]]:
     """Run ledger entries again through Temporal (all failed ones when
-    `log_ids` is None), with fresh data from BaseLinker; (log_id, outcome)."""
+    `log_ids` is None), with fresh data from BaseLinker; (log_id, outcome).
+    A named log id the ledger lacks (or that names no order) is an outcome
+    starting with "not found"."""
     ws = await find_workspace_id(pool, workspace)
     if ws is None:
-        return []
+        return [(log_id, NOT_RETRIED) for log_id in log_ids or []]
     rows = await pool.fetch(
         """
         SELECT event_log_id, payload FROM event_queue
@@ -201,7 +207,9 @@ async def retry_events(
             for r in rows
         )
     )
-    return list(outcomes)
+    found = {r["event_log_id"] for r in rows}
+    missing = [(i, NOT_RETRIED) for i in log_ids or [] if i not in found]
+    return sorted([*outcomes, *missing])
 
 
 async def _retry_one(

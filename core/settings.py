@@ -2,8 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: `.env` and `.data/` live beside the code, wherever a command is run from.
@@ -12,6 +14,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 #: The public BaseLinker endpoint; every method goes through it.
 BASELINKER_ENDPOINT = "https://api.baselinker.com/connector.php"
+#: host:port, as Temporal's client takes it.
+ADDRESS_PATTERN = r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$"
+#: What asyncpg connects to.
+DATABASE_URL_PATTERN = r"^postgres(ql)?://"
 
 
 class Settings(BaseSettings):
@@ -21,12 +27,12 @@ class Settings(BaseSettings):
 
     workspace: str = Field("loja", pattern=WORKSPACE_PATTERN)
     data_dir: Path = PROJECT_ROOT / ".data"
-    database_url: str | None = None
+    database_url: str | None = Field(None, pattern=DATABASE_URL_PATTERN)
     database_pool_size: int = Field(10, ge=1, le=100)
 
-    temporal_address: str = "localhost:7233"
+    temporal_address: str = Field("localhost:7233", pattern=ADDRESS_PATTERN)
     temporal_namespace: str = "default"
-    temporal_ui_port: int = 8233
+    temporal_ui_port: int = Field(8233, ge=1, le=65535)
     task_queue: str = "orders"
     baselinker_task_queue: str = "baselinker-api"
 
@@ -39,10 +45,25 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(30.0, gt=0, le=3600)
     poll_idle_max_seconds: float = Field(60.0, gt=0, le=3600)
     initial_backfill_days: float = Field(30.0, ge=0, le=3650)
-    simulator_port: int = 8090
+    simulator_port: int = Field(8090, ge=1, le=65535)
     simulator_seed: int = 1
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_json: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("baselinker_block_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown time zone {value!r} (an IANA name such as Europe/Warsaw)"
+            raise ValueError(msg) from None
+        return value
 
     @model_validator(mode="after")
     def _url_needs_token(self) -> "Settings":

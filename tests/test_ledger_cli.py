@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 import starter
 from core.ids import order_event_workflow_id
+from core.ops import NOT_RETRIED
 from core.settings import get_settings
 from core.verify import compare_with_truth
 from simulators.baselinker import Order, OrderLine
@@ -150,6 +151,9 @@ async def test_retry_reruns_failed_entries_once_their_cause_is_fixed(
     both = await cli("retry", str(first_log), "--failed")
     assert (neither.exit_code, both.exit_code) == (2, 2)
     assert "name log ids, or pass --failed (not both)" in neither.stderr
+    unknown = await cli("retry", "999999999")
+    assert unknown.exit_code == 1
+    assert unknown.stdout.strip() == f"999999999: {NOT_RETRIED}"
     assert list((await statuses(pipeline)).values()).count("failed") == 2
 
     fix_order(pipeline, first)

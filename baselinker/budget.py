@@ -17,8 +17,9 @@ class RequestBudget:
     Every worker of a deployment shares one database, so one row per account
     paces them all together: a call waits for its slot instead of spending
     the account's budget and meeting ERROR_BLOCKED_TOKEN. Temporal's own
-    task-queue rate limit was measured holding calls 1.6 to 2.6 s even at
-    half the budget, which costs freshness; a slot here costs one query.
+    task-queue rate limit holds calls made once a second, under its cap of
+    1.5 a second, for 0.66 s in the median and up to 1.7 s (`bench/server.py`),
+    which costs freshness; a slot here costs one query.
     """
 
     def __init__(self, pool: asyncpg.Pool, account: str, per_minute: int) -> None:

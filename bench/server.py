@@ -20,83 +20,22 @@ import json
 import statistics
 import time
 import uuid
-from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
-from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-with workflow.unsafe.imports_passed_through():
-    from bench.ceiling import (
-        CeilingChild,
-        CeilingInput,
-        CeilingParent,
-        start_ceiling_child,
-        wait_completed,
-    )
-    from core.stack import TemporalDevServer, free_port
+from bench.ceiling import CeilingChild, CeilingInput, CeilingParent, wait_completed
+from bench.limits import OncePerSecond, PacedInput, WaveParent, touch
+from core.stack import TemporalDevServer, free_port
 
 #: Children each way of starting them runs.
 CHILDREN = 2000
-#: Children started together by a wave.
-WAVE = 100
 #: BaseLinker's 90 requests a minute, as a task-queue cap.
 CAPPED_PER_SECOND = 1.5
 #: Calls per queue, one a second.
 CALLS = 8
-
-
-@workflow.defn
-class WaveParent:
-    """Starts its run's children in waves, each awaited before the next."""
-
-    @workflow.run
-    async def run(self, params: CeilingInput) -> None:
-        end = min(params.started + params.batch, params.total)
-        for first in range(params.started, end, WAVE):
-            last = min(first + WAVE, end)
-            await asyncio.gather(
-                *(start_ceiling_child(params.run, i) for i in range(first, last))
-            )
-
-        if end < params.total:
-            workflow.continue_as_new(params.model_copy(update={"started": end}))
-
-
-@activity.defn
-async def touch(index: int) -> int:
-    """Does nothing: only the wait before it runs is measured."""
-    return index
-
-
-class PacedInput(BaseModel):
-    """Where the activity runs, and how many times."""
-
-    task_queue: str
-    calls: int
-
-
-@workflow.defn
-class OncePerSecond:
-    """Calls `touch` once a second; returns each call's seconds, as seen here."""
-
-    @workflow.run
-    async def run(self, params: PacedInput) -> list[float]:
-        waits: list[float] = []
-        for index in range(params.calls):
-            began = workflow.now()
-            await workflow.execute_activity(
-                touch,
-                index,
-                task_queue=params.task_queue,
-                start_to_close_timeout=timedelta(seconds=30),
-            )
-            waits.append((workflow.now() - began).total_seconds())
-            await workflow.sleep(1)
-        return waits
 
 
 async def children_per_second(

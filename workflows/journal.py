@@ -260,8 +260,8 @@ class JournalPoller:
         await self._prefetch(params, batch, newest)
 
         if self._pacing:
-            # The server starts a wave of 100 children about twice as fast per
-            # child as it starts a thousand at once.
+            # The server starts waves of 100 children more than twice as fast
+            # as a thousand at once (bench/server.py).
             entries = batch.to_process
             for start in range(0, len(entries), CHILD_START_WAVE):
                 wave = entries[start : start + CHILD_START_WAVE]
@@ -324,7 +324,7 @@ class JournalPoller:
             )
         wanted = sorted(batch.prefetch_order_ids)
         if self._pacing:
-            # Together: the rate-capped queue paces them, the round trips
+            # Together: the request budget spaces them, their round trips
             # overlap. Package statuses wait for the orders: a new package's
             # courier and number come from its order's fresh snapshot.
             documents = self._document_calls(params, batch, newest, packages=False)
@@ -465,10 +465,9 @@ class JournalPoller:
             self._document_pages(params, "invoices", plan.invoices, newest, options),
             self._document_pages(params, "receipts", plan.receipts, newest, options),
         ]
-        for start in range(
-            0, len(plan.package_statuses) if packages else 0, DOCUMENTS_PAGE_SIZE
-        ):
-            chunk = plan.package_statuses[start : start + DOCUMENTS_PAGE_SIZE]
+        statuses = plan.package_statuses if packages else []
+        for start in range(0, len(statuses), DOCUMENTS_PAGE_SIZE):
+            chunk = statuses[start : start + DOCUMENTS_PAGE_SIZE]
             calls.append(
                 workflow.execute_activity_method(
                     OrderDocuments.fetch_package_statuses,

@@ -27,8 +27,8 @@ class RequestBudget:
         self._account = account
         self._spacing = 60.0 / per_minute
 
-    async def wait_turn(self) -> None:
-        """Take the next free slot and sleep until it comes."""
+    async def wait_turn(self) -> float:
+        """Take the next free slot and sleep until it comes; the seconds slept."""
         wait: float = await self._pool.fetchval(
             """
             INSERT INTO baselinker_budget AS b (account, next_slot_at)
@@ -42,5 +42,7 @@ class RequestBudget:
             self._account,
             self._spacing,
         )
-        if wait > 0:
-            await asyncio.sleep(wait)
+        if wait <= 0:
+            return 0.0
+        await asyncio.sleep(wait)
+        return wait

@@ -70,11 +70,11 @@ class BaseLinkerClient:
         self._url = url
         self._zone = ZoneInfo(block_timezone)
         self._http = httpx.AsyncClient(timeout=timeout, headers={"X-BLToken": token})
-        self._wait_turn: Callable[[], Awaitable[None]] | None = None
+        self._wait_turn: Callable[[], Awaitable[object]] | None = None
         #: The account this token belongs to, safe to store and log.
         self.account = account_key(token)
 
-    def pace_with(self, wait_turn: Callable[[], Awaitable[None]]) -> None:
+    def pace_with(self, wait_turn: Callable[[], Awaitable[object]]) -> None:
         """Wait for `wait_turn` before every request (the account's budget)."""
         self._wait_turn = wait_turn
 

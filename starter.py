@@ -185,10 +185,20 @@ def status(workspace: Workspace = None, as_json: AsJson = False) -> None:
         return
     table = Table(show_header=False, box=None)
     for key, value in report.items():
-        table.add_row(key, str(value))
+        table.add_row(key, _shown(value))
     console.print(table)
     if report["paused"]:
         console.print(f"[bold red]Polling is paused:[/] {report['pause_reason']}")
+
+
+def _shown(value: Any) -> str:
+    """A status figure as a person reads it: times in ISO form, nested
+    figures as `key=value` pairs."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_shown(v)}" for k, v in value.items())
+    return str(value)
 
 
 async def _poller_state(settings: Settings) -> str:

@@ -211,6 +211,9 @@ async def test_status_shows_the_latest_backfill(
     }
     assert set(report["ledger"].values()) == {0}
     assert report["poller"].startswith("not running")
+    table = await cli("status")
+    assert f"since={day} 00:00:00+00:00, pages=4" in table.stdout
+    assert "datetime.datetime(" not in table.stdout
     assert (
         await compare_with_truth(pipeline.pool, pipeline.workspace, sim.truth()) == []
     )

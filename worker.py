@@ -29,7 +29,8 @@ log = structlog.get_logger(__name__)
 
 #: Workflows kept in memory between tasks; bounds the worker's footprint.
 MAX_CACHED_WORKFLOWS = 500
-#: Concurrent database activities; the pool must hold at least this many.
+#: Concurrent database steps, of each kind (activities and OrderEvent's local
+#: ones); beyond the pool's size they wait for a connection.
 MAX_DATABASE_ACTIVITIES = 20
 
 
@@ -79,6 +80,7 @@ def build_workers(
         ],
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         max_concurrent_activities=MAX_DATABASE_ACTIVITIES,
+        max_concurrent_local_activities=MAX_DATABASE_ACTIVITIES,
     )
     api = Worker(
         client,

@@ -446,6 +446,8 @@ async def _package_from_snapshot(
         return []
     courier = str(snapshot["payload"].get("delivery_package_module") or "").strip()
     number = str(snapshot["payload"].get("delivery_package_nr") or "").strip()
+    if not number:
+        return []
     taken = await conn.fetchval(
         """
         SELECT true FROM packages
@@ -457,7 +459,7 @@ async def _package_from_snapshot(
         ref.doc_id,
         number,
     )
-    if not number or taken:
+    if taken:
         return []
     raw = {
         "package_id": ref.doc_id,

@@ -31,6 +31,8 @@ class CeilingInput(BaseModel):
     total: int
     started: int = 0
     batch: int = JOURNAL_PAGE_SIZE
+    #: Children started together, each wave awaited; None: the whole batch.
+    wave: int | None = None
 
 
 @workflow.defn
@@ -44,14 +46,18 @@ class CeilingChild:
 
 @workflow.defn
 class CeilingParent:
-    """Starts one batch of children together, then continues as new."""
+    """Starts one batch of children (in waves, if asked), then continues as
+    new."""
 
     @workflow.run
     async def run(self, params: CeilingInput) -> None:
         end = min(params.started + params.batch, params.total)
-        await asyncio.gather(
-            *(start_ceiling_child(params.run, i) for i in range(params.started, end))
-        )
+        wave = params.wave or max(1, end - params.started)
+        for first in range(params.started, end, wave):
+            last = min(first + wave, end)
+            await asyncio.gather(
+                *(start_ceiling_child(params.run, i) for i in range(first, last))
+            )
 
         if end < params.total:
             workflow.continue_as_new(params.model_copy(update={"started": end}))

@@ -1,33 +1,9 @@
-"""Workflows and the activity `bench/server.py` measures the dev server with."""
+"""The workflow and activity `bench/server.py` times a capped task queue with."""
 
-import asyncio
 from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio import activity, workflow
-
-with workflow.unsafe.imports_passed_through():
-    from bench.ceiling import CeilingInput, start_ceiling_child
-
-#: Children started together by a wave.
-WAVE = 100
-
-
-@workflow.defn
-class WaveParent:
-    """Starts its run's children in waves, each awaited before the next."""
-
-    @workflow.run
-    async def run(self, params: CeilingInput) -> None:
-        end = min(params.started + params.batch, params.total)
-        for first in range(params.started, end, WAVE):
-            last = min(first + WAVE, end)
-            await asyncio.gather(
-                *(start_ceiling_child(params.run, i) for i in range(first, last))
-            )
-
-        if end < params.total:
-            workflow.continue_as_new(params.model_copy(update={"started": end}))
 
 
 @activity.defn

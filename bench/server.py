@@ -27,7 +27,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.ceiling import CeilingChild, CeilingInput, CeilingParent, wait_completed
-from bench.limits import OncePerSecond, PacedInput, WaveParent, touch
+from bench.limits import OncePerSecond, PacedInput, touch
 from core.stack import TemporalDevServer, free_port
 
 #: Children each way of starting them runs.
@@ -39,20 +39,23 @@ CALLS = 8
 
 
 async def children_per_second(
-    client: Client, parent: type[CeilingParent] | type[WaveParent], per_run: int
+    client: Client, per_run: int, wave: int | None = None
 ) -> float:
-    """Empty children started and completed per second, `per_run` per run."""
+    """Empty children started and completed per second, `per_run` per run,
+    `wave` at a time (all at once when None)."""
     run = uuid.uuid4().hex[:8]
     queue = f"bench-server-{run}"
     query = (
         f"TaskQueue = '{queue}' AND WorkflowType = 'CeilingChild' "
         "AND ExecutionStatus = 'Completed'"
     )
-    async with Worker(client, task_queue=queue, workflows=[parent, CeilingChild]):
+    async with Worker(
+        client, task_queue=queue, workflows=[CeilingParent, CeilingChild]
+    ):
         started = time.monotonic()
         await client.start_workflow(
-            parent.run,
-            CeilingInput(run=run, total=CHILDREN, batch=per_run),
+            CeilingParent.run,
+            CeilingInput(run=run, total=CHILDREN, batch=per_run, wave=wave),
             id=f"bench-server/{run}",
             task_queue=queue,
         )
@@ -90,14 +93,10 @@ async def measure() -> dict[str, Any]:
         uncapped = await activity_seconds(client, capped=False)
         return {
             "children": CHILDREN,
-            "children_per_s_100_per_run": await children_per_second(
-                client, CeilingParent, 100
-            ),
-            "children_per_s_1000_at_once": await children_per_second(
-                client, CeilingParent, 1000
-            ),
+            "children_per_s_100_per_run": await children_per_second(client, 100),
+            "children_per_s_1000_at_once": await children_per_second(client, 1000),
             "children_per_s_1000_in_waves_of_100": await children_per_second(
-                client, WaveParent, 1000
+                client, 1000, wave=100
             ),
             "activity_s_capped_1_5_per_s": capped,
             "activity_s_capped_median": statistics.median(capped),

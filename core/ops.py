@@ -24,8 +24,6 @@ from workflows.journal import JOURNAL_RETENTION, JournalPoller, PollerInput
 from workflows.orders import OrderEvent
 
 LEDGER_STATUSES = ("pending", "processing", "completed", "failed", "ignored")
-
-
 #: The outcome of a named log id that cannot be retried.
 NOT_RETRIED = "not found: no ledger entry with an order under that log id"
 

@@ -349,27 +349,9 @@ class JournalPoller:
         """Order snapshots first, then every package status call of the batch."""
         await self._prefetch_orders(params, wanted, newest)
         plan = batch.documents
-        refs = [(r, False) for r in plan.package_statuses]
-        refs += [(r, True) for r in plan.new_packages]
-        chunks = [
-            refs[start : start + DOCUMENTS_PAGE_SIZE]
-            for start in range(0, len(refs), DOCUMENTS_PAGE_SIZE)
-        ]
         await asyncio.gather(
-            *(
-                workflow.execute_activity_method(
-                    OrderDocuments.fetch_package_statuses,
-                    PackageStatusRequest(
-                        workspace=params.workspace,
-                        wanted=[r for r, new in chunk if not new],
-                        new=[r for r, new in chunk if new],
-                        as_of_log_id=newest,
-                    ),
-                    task_queue=params.baselinker_task_queue,
-                    start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
-                    retry_policy=BASELINKER_RETRY,
-                )
-                for chunk in chunks
+            *self._package_status_calls(
+                params, plan.package_statuses, plan.new_packages, newest
             )
         )
 
@@ -465,17 +447,9 @@ class JournalPoller:
             self._document_pages(params, "invoices", plan.invoices, newest, options),
             self._document_pages(params, "receipts", plan.receipts, newest, options),
         ]
-        statuses = plan.package_statuses if packages else []
-        for start in range(0, len(statuses), DOCUMENTS_PAGE_SIZE):
-            chunk = statuses[start : start + DOCUMENTS_PAGE_SIZE]
-            calls.append(
-                workflow.execute_activity_method(
-                    OrderDocuments.fetch_package_statuses,
-                    PackageStatusRequest(
-                        workspace=params.workspace, wanted=chunk, as_of_log_id=newest
-                    ),
-                    **options,
-                )
+        if packages:
+            calls += self._package_status_calls(
+                params, plan.package_statuses, [], newest
             )
         calls += [
             workflow.execute_activity_method(
@@ -491,6 +465,35 @@ class JournalPoller:
             for fetch in plan.per_order
         ]
         return calls
+
+    def _package_status_calls(
+        self,
+        params: PollerInput,
+        known: list[DocRef],
+        new: list[DocRef],
+        newest: int,
+    ) -> list[Awaitable[Any]]:
+        """One status-history call per 100 packages, known ones first."""
+        refs = [(r, False) for r in known] + [(r, True) for r in new]
+        chunks = [
+            refs[start : start + DOCUMENTS_PAGE_SIZE]
+            for start in range(0, len(refs), DOCUMENTS_PAGE_SIZE)
+        ]
+        return [
+            workflow.execute_activity_method(
+                OrderDocuments.fetch_package_statuses,
+                PackageStatusRequest(
+                    workspace=params.workspace,
+                    wanted=[r for r, is_new in chunk if not is_new],
+                    new=[r for r, is_new in chunk if is_new],
+                    as_of_log_id=newest,
+                ),
+                task_queue=params.baselinker_task_queue,
+                start_to_close_timeout=BASELINKER_CALL_TIMEOUT,
+                retry_policy=BASELINKER_RETRY,
+            )
+            for chunk in chunks
+        ]
 
     async def _document_pages(
         self,
